@@ -1,0 +1,63 @@
+# ant's one entry point for development: every target installs what it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install devcluster cluster-up cluster-down demo test unit lint proto proto-check \
+        completions completions-check bench clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(STAMP)  ## Install ant and its dev tools into .venv
+
+devcluster:  ## Build the dev cluster's binaries (cached under ~/.cache/ant; rebuilt only when missing)
+	devcluster/build.sh
+
+cluster-up: install devcluster  ## Start the dev cluster in the background (idempotent); prints the kubeconfig path
+	$(BIN)/python devcluster/cluster.py up
+
+cluster-down:  ## Stop every dev cluster process and remove its state
+	$(PYTHON) devcluster/cluster.py down
+
+demo: cluster-up  ## A short scripted tour of ant against the dev cluster
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash docs/demo.sh
+
+lint: install  ## ruff and mypy (strict on ant/)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+proto: install  ## Regenerate ant/kube/proto from the pinned upstream .proto files
+	$(BIN)/python tools/genproto.py
+
+proto-check: install  ## Fail when ant/kube/proto differs from a fresh regeneration
+	$(BIN)/python tools/genproto.py --check
+
+completions: install  ## Regenerate completions/ from the app
+	$(BIN)/python tools/gencompletions.py
+
+completions-check: install  ## Fail when completions/ differs from the app
+	$(BIN)/python tools/gencompletions.py --check
+
+unit: install  ## Tests that need no cluster
+	$(BIN)/pytest -m 'not cluster' $(PYTEST_ARGS)
+
+test: install devcluster  ## Everything: lint, drift checks, unit and integration tests against the dev cluster
+	$(MAKE) lint proto-check completions-check
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: cluster-up  ## Run the benchmarks (see docs/benchmarks.md)
+	$(BIN)/python -m bench
+
+clean: cluster-down  ## Remove the venv (cached binaries stay in ~/.cache/ant)
+	rm -rf $(VENV)

@@ -1,0 +1,3 @@
+from ant.cli.main import main
+
+main()
