@@ -1,0 +1,365 @@
+"""The one path every request to an API server (or ant's cache) takes.
+
+A ``Transport`` owns one pooled ``requests.Session`` for a connection: TLS,
+credentials, the ``User-Agent``, timeouts on every call, retries, and turning
+every failure into an ``ant.errors`` exception (a ``meta.v1.Status`` error body
+becomes the matching ``ApiError``; no answer at all a ``TransportError``).
+
+Retries, with exponential backoff and full jitter, honouring ``Retry-After``:
+- a connection that could not be made: any method (nothing was sent);
+- 429 Too Many Requests: any method (the server did not process it);
+- 5xx, read timeouts and broken responses: idempotent requests only (GET by default);
+- 401: once, after the credentials were refreshed (token file re-read, exec plugin re-run).
+
+Tests inject faults by mounting a ``requests`` adapter on ``session``: the HTTP layer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ant import __version__
+from ant.errors import (
+    AntError,
+    ApiError,
+    ConnectError,
+    RequestTimeout,
+    Status,
+    TransportError,
+    api_error,
+)
+from ant.kube import codec
+from ant.kube.auth import Auth, for_kubeconfig, material_file
+from ant.kube.config import KubeConfig
+
+if TYPE_CHECKING:
+    import requests
+    import requests.adapters
+
+log = logging.getLogger("ant.kube.transport")
+
+ACCEPT_PROTOBUF = f"{codec.PROTOBUF}, {codec.JSON}"
+USER_AGENT = f"ant/{__version__}"
+Params = Mapping[str, str | int | bool | None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    base_delay: float = 0.2
+    max_delay: float = 5.0
+    max_retry_after: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float = 0.0) -> float:
+        backoff = random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+        return min(self.max_retry_after, max(retry_after, backoff))
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    content_type: str
+    content: bytes = field(repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_protobuf(self) -> bool:
+        return self.content_type.startswith(codec.PROTOBUF)
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class Transport:
+    def __init__(
+        self,
+        server: str,
+        *,
+        auth: Auth,
+        verify: bool | str = True,
+        proxy_url: str | None = None,
+        tls_server_name: str | None = None,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        retry: RetryPolicy | None = None,
+        pool_size: int = 32,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        self.server = server.rstrip("/")
+        self.auth = auth
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        # Passed on every request: requests lets $REQUESTS_CA_BUNDLE override a
+        # session-level `verify`, which would silently ignore kubeconfig's CA.
+        self.verify = verify
+        self.proxies = {"https": proxy_url, "http": proxy_url} if proxy_url else None
+        self.session.mount(
+            "https://",
+            _server_name_adapter(tls_server_name, pool_size)
+            if tls_server_name
+            else HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0),
+        )
+        self.session.mount("http://", HTTPAdapter(pool_maxsize=pool_size, max_retries=0))
+
+    @classmethod
+    def from_kubeconfig(cls, kc: KubeConfig, **kwargs: Any) -> Transport:
+        cluster = kc.cluster
+        verify: bool | str = True
+        if cluster.insecure_skip_tls_verify:
+            verify = False
+        elif cluster.ca_file:
+            verify = cluster.ca_file
+        elif cluster.ca_data:
+            verify = material_file(cluster.ca_data)
+        return cls(
+            cluster.server,
+            auth=for_kubeconfig(kc),
+            verify=verify,
+            proxy_url=cluster.proxy_url,
+            tls_server_name=cluster.tls_server_name,
+            **kwargs,
+        )
+
+    def close(self) -> None:
+        self.session.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        accept: str = ACCEPT_PROTOBUF,
+        timeout: float | None = None,
+        idempotent: bool | None = None,
+    ) -> Response:
+        """Send one request (with retries) and return the whole successful response."""
+        resp = self._send(method, path, params, body, content_type, accept, timeout, idempotent)
+        try:
+            return Response(
+                resp.status_code,
+                resp.headers.get("Content-Type", ""),
+                resp.content,
+                dict(resp.headers),
+            )
+        finally:
+            resp.close()
+
+    @contextmanager
+    def stream(
+        self,
+        path: str,
+        *,
+        params: Params | None = None,
+        accept: str = ACCEPT_PROTOBUF,
+        read_timeout: float | None = None,
+    ) -> Iterator[tuple[str, Iterator[bytes]]]:
+        """A GET whose body arrives over time (watches, followed logs).
+
+        Yields the content type and an iterator of raw chunks. A connection that
+        breaks mid-stream raises ``TransportError`` from the iterator.
+        """
+        resp = self._send("GET", path, params, None, None, accept, read_timeout, True, stream=True)
+        try:
+            yield resp.headers.get("Content-Type", ""), _chunks(resp)
+        finally:
+            resp.close()
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: Params | None,
+        body: bytes | None,
+        content_type: str | None,
+        accept: str,
+        timeout: float | None,
+        idempotent: bool | None,
+        *,
+        stream: bool = False,
+    ) -> requests.Response:
+        import requests
+
+        idempotent = method in ("GET", "HEAD") if idempotent is None else idempotent
+        url = self.server + path
+        query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
+        refreshed = False
+        attempt = 0
+        while True:
+            headers = {"Accept": accept, **self.auth.headers()}
+            if content_type:
+                headers["Content-Type"] = content_type
+            started = time.monotonic()
+            try:
+                resp = self.session.request(
+                    method,
+                    url,
+                    params=query,
+                    data=body,
+                    headers=headers,
+                    cert=self.auth.client_cert(),
+                    verify=self.verify,
+                    proxies=self.proxies,
+                    timeout=(self.connect_timeout, timeout or self.timeout),
+                    stream=stream,
+                )
+            except requests.exceptions.RequestException as e:
+                error = _transport_error(e, url)
+                retryable = isinstance(e, requests.exceptions.ConnectionError) and not isinstance(
+                    e, requests.exceptions.SSLError
+                )
+                if (
+                    retryable
+                    and (idempotent or _never_sent(e))
+                    and attempt + 1 < self.retry.attempts
+                ):
+                    self._sleep_before_retry(attempt, method, url, str(error))
+                    attempt += 1
+                    continue
+                raise error from e
+            elapsed_ms = (time.monotonic() - started) * 1000
+            log.debug("%s %s %d %.1fms", method, resp.url, resp.status_code, elapsed_ms)
+            if resp.status_code < 400:
+                return resp
+            error_ = _api_error(resp)
+            resp.close()
+            if resp.status_code == 401 and not refreshed and self.auth.refresh():
+                refreshed = True
+                continue
+            if _should_retry(error_, idempotent) and attempt + 1 < self.retry.attempts:
+                self._sleep_before_retry(attempt, method, url, str(error_), error_.retry_after)
+                attempt += 1
+                continue
+            raise error_
+
+    def _sleep_before_retry(
+        self, attempt: int, method: str, url: str, why: str, retry_after: float = 0.0
+    ) -> None:
+        delay = self.retry.delay(attempt, retry_after)
+        log.info("retrying %s %s in %.2fs: %s", method, url, delay, why)
+        self._sleep(delay)
+
+
+def _should_retry(error: ApiError, idempotent: bool) -> bool:
+    code = error.status.code
+    return code == 429 or (idempotent and code >= 500)
+
+
+def _query_value(value: str | int | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _chunks(resp: requests.Response) -> Iterator[bytes]:
+    import requests
+
+    try:
+        # chunk_size=None yields data as soon as it arrives on a chunked stream.
+        yield from resp.iter_content(chunk_size=None)
+    except (requests.exceptions.RequestException, OSError) as e:
+        raise TransportError(f"stream from {resp.url} broke: {_reason(e)}") from e
+
+
+def _api_error(resp: requests.Response) -> ApiError:
+    """The Status in an error response (protobuf or JSON), or one made from the code."""
+    retry_after = _retry_after(resp.headers.get("Retry-After"))
+    content_type = resp.headers.get("Content-Type", "")
+    status: Status | None = None
+    try:
+        if content_type.startswith(codec.PROTOBUF):
+            status = codec.status_from_message(codec.decode(resp.content))
+        elif content_type.startswith(codec.JSON):
+            body = resp.json()
+            if isinstance(body, dict) and body.get("kind") == "Status":
+                status = codec.status_from_json(body)
+    except (AntError, ValueError, AttributeError):  # an error body that is not a Status
+        status = None
+    if status is None:
+        text = resp.text.strip().splitlines()[0][:200] if resp.text.strip() else resp.reason
+        status = Status(code=resp.status_code, reason=resp.reason or "", message=text)
+    if status.code != resp.status_code and resp.status_code >= 400:
+        status = Status(**{**status.__dict__, "code": resp.status_code})
+    if retry_after and not status.retry_after_seconds:
+        status = Status(**{**status.__dict__, "retry_after_seconds": retry_after})
+    return api_error(status)
+
+
+def _retry_after(value: str | None) -> int:
+    try:
+        return max(0, int(value)) if value else 0
+    except ValueError:
+        return 0
+
+
+_SSL_REASON = re.compile(r"\[SSL: [A-Z_]+\] ([^(]+?)\s*\(_ssl")
+_ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
+
+
+def _reason(e: BaseException) -> str:
+    """The human part of a requests/urllib3 error, which nests its cause several levels deep."""
+    text = str(e)
+    for pattern in (_SSL_REASON, _ERRNO_REASON):
+        found = pattern.search(text)
+        if found:
+            return found.group(1).strip().rstrip(".,;:")
+    if "Read timed out" in text:
+        return "read timed out"
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+def _transport_error(e: Exception, url: str) -> TransportError:
+    import requests
+
+    host = url.split("/", 3)[2] if "://" in url else url
+    if isinstance(e, requests.exceptions.SSLError):
+        return TransportError(
+            f"TLS handshake with {host} failed: {_reason(e)}",
+            hint="check the cluster's certificate-authority in kubeconfig",
+        )
+    if isinstance(e, requests.exceptions.Timeout):
+        return RequestTimeout(f"{host} did not answer in time")
+    if isinstance(e, requests.exceptions.ConnectionError):
+        return ConnectError(f"cannot reach {host}: {_reason(e)}", hint="is the cluster up?")
+    return TransportError(f"request to {host} failed: {_reason(e)}")
+
+
+def _never_sent(e: Exception) -> bool:
+    """True when the connection was never made, so not even a POST can have been processed."""
+    import requests
+    from urllib3.exceptions import NewConnectionError
+
+    if isinstance(e, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(e.args[0], "reason", None) if e.args else None
+    return isinstance(reason, NewConnectionError)
+
+
+def _server_name_adapter(server_name: str, pool_size: int) -> requests.adapters.HTTPAdapter:
+    """An adapter that checks the server certificate against ``tls-server-name``, not the URL."""
+    from requests.adapters import HTTPAdapter
+
+    class ServerNameAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["server_hostname"] = server_name
+            kwargs["assert_hostname"] = server_name
+            super().init_poolmanager(*args, **kwargs)
+
+    return ServerNameAdapter(pool_maxsize=pool_size, max_retries=0)
