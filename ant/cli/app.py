@@ -1,0 +1,83 @@
+"""The typer application: global options and the command table."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ant import __version__
+from ant.cli.commands import whoami
+from ant.cli.context import App, GlobalOptions
+from ant.cli.environment import Environment
+
+HELP = """Run and manage ML training jobs on Kubernetes StatefulSets.
+
+Every global option can also be set through the environment variable shown
+next to it, and may come before or after the command name."""
+
+app = typer.Typer(
+    name="ant",
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ant {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    context: Annotated[
+        str | None,
+        typer.Option("--context", envvar="ANT_CONTEXT", help="kubeconfig context to use."),
+    ] = None,
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option("--kubeconfig", envvar="ANT_KUBECONFIG", help="Path of the kubeconfig file."),
+    ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace", "-n", envvar="ANT_NAMESPACE", help="Namespace (default: the context's)."
+        ),
+    ] = None,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose", "-v", count=True, envvar="ANT_VERBOSE", help="Log API calls (-vv: more)."
+        ),
+    ] = 0,
+    cache: Annotated[
+        str | None,
+        typer.Option("--cache", envvar="ANT_CACHE_URL", help="Read through this ant cache URL."),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
+    ctx.obj = App(
+        env,
+        GlobalOptions(
+            context=context,
+            kubeconfig=kubeconfig,
+            namespace=namespace,
+            verbose=verbose,
+            cache_url=cache,
+        ),
+    )
+
+
+app.command("whoami", help="Show who the API server says you are, and your ant user label.")(
+    whoami.whoami
+)

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ant.cli.context import App
+from ant.cli.options import OutputFormat, output_option
+
+
+def whoami(
+    ctx: typer.Context,
+    output: Annotated[OutputFormat, output_option(OutputFormat.table, OutputFormat.json)] = (
+        OutputFormat.table
+    ),
+) -> None:
+    from ant.jobs.identity import whoami as resolve
+
+    app: App = ctx.obj
+    identity = resolve(app.client)
+    record = {
+        "username": identity.username,
+        "label": identity.label,
+        "uid": identity.uid,
+        "groups": list(identity.groups),
+        "context": app.kubeconfig.context,
+        "namespace": app.namespace,
+    }
+    if output is OutputFormat.json:
+        app.terminal.json(record)
+        return
+    for key, value in record.items():
+        shown = ", ".join(value) if isinstance(value, list) else value
+        app.terminal.line(f"{key + ':':<11}{shown}")

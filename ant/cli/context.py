@@ -1,0 +1,69 @@
+"""What every command gets: global options, the terminal, and a lazily made client."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from ant.cli.environment import Environment
+from ant.cli.terminal import Terminal
+
+if TYPE_CHECKING:
+    from ant.kube.client import Client
+    from ant.kube.config import KubeConfig
+
+
+@dataclass(frozen=True)
+class GlobalOptions:
+    context: str | None = None
+    kubeconfig: str | None = None
+    namespace: str | None = None
+    verbose: int = 0
+    cache_url: str | None = None
+
+
+class App:
+    def __init__(self, env: Environment, options: GlobalOptions) -> None:
+        self.env = env
+        self.options = options
+        self.terminal = Terminal(env, verbosity=options.verbose)
+        if options.verbose:
+            _log_to(self.terminal, logging.DEBUG if options.verbose > 1 else logging.INFO)
+
+    @cached_property
+    def kubeconfig(self) -> KubeConfig:
+        from ant.kube import config
+
+        return config.load(self.options.kubeconfig, self.options.context, self.env.vars)
+
+    @property
+    def namespace(self) -> str:
+        return self.options.namespace or self.kubeconfig.namespace
+
+    @cached_property
+    def client(self) -> Client:
+        from ant.kube import codec
+        from ant.kube.client import Client
+        from ant.kube.transport import Transport
+
+        warning = codec.check_upb()
+        if warning:
+            self.terminal.warn(warning)
+        return Client(Transport.from_kubeconfig(self.kubeconfig))
+
+
+class _TerminalHandler(logging.Handler):
+    def __init__(self, terminal: Terminal) -> None:
+        super().__init__()
+        self.terminal = terminal
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.terminal.info(f"{record.name}: {record.getMessage()}")
+
+
+def _log_to(terminal: Terminal, level: int) -> None:
+    logger = logging.getLogger("ant")
+    logger.handlers[:] = [_TerminalHandler(terminal)]
+    logger.setLevel(level)

@@ -1,0 +1,236 @@
+"""All of ant's output: the one place that knows about colours, tables and TTYs.
+
+People at a terminal get rich tables, colours and spinners; pipes get plain,
+stable text (kubectl-style columns) that scripts can parse. ``NO_COLOR`` is
+honoured. rich is imported only when something is drawn on a TTY.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ant.cli.environment import Environment
+from ant.errors import UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+STATUS_STYLES = {
+    "Running": "green",
+    "Pending": "yellow",
+    "Partial": "yellow",
+    "Updating": "cyan",
+    "Degraded": "red",
+    "Terminating": "dim",
+    "Paused": "red",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    justify: str = "left"
+    styles: dict[str, str] | None = None  # cell value -> rich style
+
+
+class Progress:
+    """Progress of a long operation: a rich bar on a TTY, one plain line per update elsewhere."""
+
+    def __init__(self, terminal: Terminal, total: int, description: str) -> None:
+        self._terminal = terminal
+        self.total = total
+        self.completed = 0
+        self.description = description
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Progress:
+        if self._terminal.interactive:
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=self._terminal.err_console,
+                transient=False,
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task(self.description, total=self.total)
+        return self
+
+    def update(self, completed: int, description: str | None = None) -> None:
+        changed = completed != self.completed or (description and description != self.description)
+        self.completed = completed
+        if description:
+            self.description = description
+        if self._bar is not None:
+            self._bar.update(self._task, completed=completed, description=self.description)
+        elif changed:
+            self._terminal.info(f"{self.description}: {completed}/{self.total}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+
+class Terminal:
+    def __init__(self, env: Environment, *, verbosity: int = 0) -> None:
+        self.env = env
+        self.verbosity = verbosity
+        self._out: Console | None = None
+        self._err: Console | None = None
+        self._warned: set[str] = set()
+
+    @property
+    def interactive(self) -> bool:
+        """A person is watching stderr: spinners and progress bars are worth drawing."""
+        return self.env.stderr_isatty and self.env.vars.get("TERM") != "dumb"
+
+    @property
+    def color(self) -> bool:
+        return self.env.stdout_isatty and not self.env.no_color
+
+    @property
+    def out_console(self) -> Console:
+        if self._out is None:
+            self._out = self._console(self.env.stdout, self.env.stdout_isatty)
+        return self._out
+
+    @property
+    def err_console(self) -> Console:
+        if self._err is None:
+            self._err = self._console(self.env.stderr, self.env.stderr_isatty)
+        return self._err
+
+    def _console(self, file: Any, tty: bool) -> Console:
+        from rich.console import Console
+
+        return Console(
+            file=file,
+            force_terminal=tty,
+            no_color=self.env.no_color,
+            highlight=False,
+            soft_wrap=not tty,
+        )
+
+    # ---- plain streams ------------------------------------------------------
+    def line(self, text: str = "") -> None:
+        """One line of result on stdout, as it is (no markup)."""
+        self.env.stdout.write(text + "\n")
+        self.env.stdout.flush()
+
+    def write(self, text: str) -> None:
+        self.env.stdout.write(text)
+        self.env.stdout.flush()
+
+    def styled(self, text: str, style: str) -> None:
+        """A line on stdout, coloured on a TTY."""
+        if self.color:
+            from rich.text import Text
+
+            self.out_console.print(Text(text, style=style))
+        else:
+            self.line(text)
+
+    def error(self, message: str) -> None:
+        self._stderr_line(f"ant: error: {message}", "bold red")
+
+    def warn(self, message: str) -> None:
+        """A warning on stderr, once per distinct message."""
+        if message not in self._warned:
+            self._warned.add(message)
+            self._stderr_line(f"ant: warning: {message}", "yellow")
+
+    def info(self, message: str) -> None:
+        self._stderr_line(message, "dim")
+
+    def debug(self, message: str) -> None:
+        if self.verbosity:
+            self._stderr_line(message, "dim")
+
+    def _stderr_line(self, text: str, style: str) -> None:
+        if self.env.stderr_isatty and not self.env.no_color:
+            from rich.text import Text
+
+            self.err_console.print(Text(text, style=style))
+        else:
+            self.env.stderr.write(text + "\n")
+            self.env.stderr.flush()
+
+    # ---- structured output ---------------------------------------------------
+    def json(self, obj: Any) -> None:
+        self.line(json.dumps(obj, indent=2, sort_keys=False, default=str))
+
+    def yaml(self, obj: Any) -> None:
+        import yaml
+
+        self.write(yaml.safe_dump(obj, sort_keys=False, default_flow_style=False))
+
+    def table(self, columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> None:
+        """kubectl-style columns; coloured cells on a TTY, plain and stable when piped."""
+        if not self.color:
+            self.write(plain_table([c.header for c in columns], rows))
+            return
+        from rich import box
+        from rich.table import Table
+
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style="bold")
+        for c in columns:
+            table.add_column(c.header, justify=c.justify, no_wrap=True)  # type: ignore[arg-type]
+        for row in rows:
+            table.add_row(
+                *(
+                    f"[{c.styles[v]}]{_escape(v)}[/]" if c.styles and v in c.styles else _escape(v)
+                    for c, v in zip(columns, row, strict=True)
+                )
+            )
+        self.out_console.print(table)
+
+    # ---- interaction ----------------------------------------------------------
+    @contextmanager
+    def status(self, message: str) -> Iterator[None]:
+        """A spinner while waiting, on a TTY only."""
+        if not self.interactive:
+            yield
+            return
+        with self.err_console.status(message):
+            yield
+
+    def progress(self, total: int, description: str) -> Progress:
+        return Progress(self, total, description)
+
+    def confirm(self, question: str, *, assume_yes: bool) -> bool:
+        """Ask on a TTY; in scripts refuse to guess unless ``--yes`` was given."""
+        if assume_yes:
+            return True
+        if not self.env.stdin_isatty:
+            raise UsageError(
+                f"{question.rstrip('?')}: needs confirmation",
+                hint="pass --yes to confirm in scripts",
+            )
+        self.env.stderr.write(f"{question} [y/N] ")
+        self.env.stderr.flush()
+        answer = self.env.stdin.readline().strip().lower()
+        return answer in ("y", "yes")
+
+
+def plain_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(v)) for w, v in zip(widths, row, strict=True)]
+    lines = [
+        "   ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip()
+        for cells in [list(headers), *rows]
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", r"\[")
