@@ -1,0 +1,347 @@
+"""The dev cluster itself: auth, RBAC, scheduling onto kwok TPU nodes, logs, priority."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+from kubernetes import client
+from kubernetes.client import ApiException
+
+if TYPE_CHECKING:
+    from tests.conftest import DevCluster
+
+pytestmark = pytest.mark.cluster
+
+T = TypeVar("T")
+RESEARCH = "research"
+LOG_LINE = "train.py:204] step=12000 loss=2.4173"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def wait_until(
+    what: str,
+    probe: Callable[[], T | None],
+    timeout: float = 45.0,
+    state: Callable[[], str] | None = None,
+) -> T:
+    """Poll `probe` until it returns something truthy; on timeout fail naming `what` and,
+    when given, the last observed `state()`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            seen = f"; last seen: {state()}" if state else ""
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}{seen}")
+        time.sleep(0.2)
+
+
+def headless_service(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"clusterIP": "None", "selector": {"app": name}, "ports": [{"port": 8476}]},
+    }
+
+
+def statefulset(
+    name: str,
+    replicas: int,
+    *,
+    tpus: int = 0,
+    priority_class: str | None = None,
+) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "train",
+        "image": "us-docker.pkg.dev/ant-demo/train:latest",
+        "command": ["python", "train.py"],
+    }
+    if tpus:
+        container["resources"] = {"limits": {"google.com/tpu": str(tpus)}}
+    pod_spec: dict[str, Any] = {"containers": [container], "terminationGracePeriodSeconds": 0}
+    if priority_class:
+        pod_spec["priorityClassName"] = priority_class
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "serviceName": name,
+            "replicas": replicas,
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec},
+        },
+    }
+
+
+def pods_of(core: client.CoreV1Api, namespace: str, app: str) -> list[Any]:
+    return core.list_namespaced_pod(namespace, label_selector=f"app={app}").items
+
+
+def is_ready(pod: Any) -> bool:
+    conditions = pod.status.conditions or []
+    return pod.status.phase == "Running" and any(
+        c.type == "Ready" and c.status == "True" for c in conditions
+    )
+
+
+def describe(pods: list[Any]) -> str:
+    return (
+        ", ".join(f"{p.metadata.name}={p.status.phase}@{p.spec.node_name or '-'}" for p in pods)
+        or "no pods"
+    )
+
+
+def wait_running(core: client.CoreV1Api, namespace: str, app: str, count: int) -> list[Any]:
+    last: list[Any] = []
+
+    def probe() -> list[Any] | None:
+        nonlocal last
+        last = pods_of(core, namespace, app)
+        return last if len(last) == count and all(is_ready(p) for p in last) else None
+
+    return wait_until(f"{count} Running+Ready pods of {app}", probe, state=lambda: describe(last))
+
+
+def wait_pods_gone(core: client.CoreV1Api, namespace: str, app: str) -> None:
+    last: list[Any] = []
+
+    def probe() -> bool:
+        nonlocal last
+        last = pods_of(core, namespace, app)
+        return not last
+
+    wait_until(f"pods of {app} to go away", probe, state=lambda: describe(last))
+
+
+@contextmanager
+def as_user(
+    devcluster: DevCluster, user: str
+) -> Iterator[tuple[client.CoreV1Api, client.AppsV1Api]]:
+    with devcluster.api_client(user) as api:
+        yield client.CoreV1Api(api), client.AppsV1Api(api)
+
+
+def forbidden(call: Callable[[], object]) -> bool:
+    try:
+        call()
+    except ApiException as err:
+        if err.status == 403:
+            return True
+        raise
+    return False
+
+
+# ---------------------------------------------------------------------------
+
+
+def test_tls_is_verified_and_users_authenticate(devcluster: DevCluster) -> None:
+    kubeconfig = devcluster.kubeconfig.read_text()
+    assert "insecure-skip-tls-verify" not in kubeconfig
+    assert "certificate-authority-data" in kubeconfig
+
+    # The serving cert chains to the cluster CA (and not to the system roots).
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        urllib.request.urlopen(devcluster.server + "/readyz", timeout=5)
+    ctx = ssl.create_default_context(cafile=str(devcluster.ca))
+    with urllib.request.urlopen(devcluster.server + "/livez", context=ctx, timeout=5) as resp:
+        assert resp.status == 200
+
+    expected = {"admin": "system:masters", "alice": "ant:researchers", "bob": "ant:researchers"}
+    for user, group in [*expected.items(), ("carol", None)]:
+        with devcluster.api_client(user) as api:
+            review = client.AuthenticationV1Api(api).create_self_subject_review(
+                {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+            )
+        info = review.status.user_info
+        assert info.username == user
+        if group:
+            assert group in info.groups
+
+
+def test_kubectl_contexts(devcluster: DevCluster) -> None:
+    for context in ("admin", "alice", "bob", "carol-cert"):
+        proc = subprocess.run(
+            devcluster.kubectl_args("-n", RESEARCH, "get", "pods", context=context),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert proc.returncode == 0, f"kubectl --context {context}: {proc.stderr}"
+    proc = subprocess.run(
+        devcluster.kubectl_args("-n", "bob-private", "get", "pods", context="alice"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "Forbidden" in proc.stderr
+
+
+def test_nodes_are_ready_untainted_tpu_hosts(devcluster: DevCluster) -> None:
+    with as_user(devcluster, "alice") as (core, _):
+        nodes = {n.metadata.name: n for n in core.list_node(label_selector="type=kwok").items}
+    assert sorted(nodes) == sorted(f"tpu-node-{i}" for i in range(devcluster.node_count))
+    for name, node in nodes.items():
+        assert not node.spec.taints, f"{name} is tainted: {node.spec.taints}"
+        ready = {c.type: c.status for c in node.status.conditions}.get("Ready")
+        assert ready == "True", f"{name} is not Ready"
+        assert node.status.allocatable["google.com/tpu"] == str(devcluster.tpus_per_node)
+        assert node.metadata.labels["cloud.google.com/gke-tpu-accelerator"] == "tpu-v5p-slice"
+        assert node.metadata.annotations["kwok.x-k8s.io/node"] == "fake"
+
+
+def test_researcher_runs_statefulset_and_reads_logs(devcluster: DevCluster) -> None:
+    name = unique("sts")
+    with as_user(devcluster, "alice") as (core, apps):
+        core.create_namespaced_service(RESEARCH, headless_service(name))
+        try:
+            apps.create_namespaced_stateful_set(RESEARCH, statefulset(name, 3))
+            pods = wait_running(core, RESEARCH, name, 3)
+
+            assert sorted(p.metadata.name for p in pods) == [f"{name}-{i}" for i in range(3)]
+            for pod in pods:
+                assert pod.spec.node_name.startswith("tpu-node-"), pod.spec.node_name
+                assert pod.status.pod_ip, f"{pod.metadata.name} has no podIP"
+
+            # apiserver -> kwok's kubelet API (TLS verified against the cluster CA) -> log file
+            logs = core.read_namespaced_pod_log(f"{name}-0", RESEARCH, container="train")
+            assert LOG_LINE in logs
+            assert len(logs.splitlines()) >= 5
+            tail = core.read_namespaced_pod_log(f"{name}-1", RESEARCH, tail_lines=2)
+            assert len(tail.splitlines()) == 2
+        finally:
+            apps.delete_namespaced_stateful_set(name, RESEARCH)
+            core.delete_namespaced_service(name, RESEARCH)
+        wait_pods_gone(core, RESEARCH, name)
+
+
+def test_bob_private_is_bobs_alone(devcluster: DevCluster) -> None:
+    name = unique("svc")
+    with as_user(devcluster, "alice") as (core, apps):
+        assert forbidden(lambda: core.list_namespaced_pod("bob-private"))
+        assert forbidden(
+            lambda: core.create_namespaced_service("bob-private", headless_service(name))
+        )
+        assert forbidden(
+            lambda: apps.create_namespaced_stateful_set("bob-private", statefulset(name, 1))
+        )
+    with as_user(devcluster, "carol") as (core, _):
+        assert forbidden(lambda: core.list_namespaced_pod("bob-private"))
+    with as_user(devcluster, "bob") as (core, apps):
+        core.list_namespaced_pod("bob-private")
+        apps.list_namespaced_stateful_set("bob-private")
+        core.create_namespaced_service("bob-private", headless_service(name))
+        core.delete_namespaced_service(name, "bob-private")
+
+
+def test_namespace_fixture_grants_researchers(devcluster: DevCluster, namespace: str) -> None:
+    for user in ("alice", "bob", "carol"):
+        with as_user(devcluster, user) as (core, apps):
+            core.list_namespaced_pod(namespace)
+            apps.list_namespaced_stateful_set(namespace)
+            assert forbidden(lambda core=core: core.list_namespaced_secret(namespace))
+    with as_user(devcluster, "alice") as (core, _):
+        # Cluster-wide reads for researchers.
+        core.list_namespace()
+        core.list_node()
+
+
+def test_priority_fills_pool_and_low_priority_waits(devcluster: DevCluster, namespace: str) -> None:
+    tpus = devcluster.tpus_per_node
+    nodes = devcluster.node_count
+    high, low = unique("high"), unique("low")
+    with devcluster.api_client("admin") as admin_api:
+        scheduling = client.SchedulingV1Api(admin_api)
+        scheduling.create_priority_class(
+            {"metadata": {"name": high}, "value": 1000, "description": "test: high"}
+        )
+        scheduling.create_priority_class(
+            {
+                "metadata": {"name": low},
+                "value": 10,
+                "preemptionPolicy": "Never",
+                "description": "test: low, never preempts",
+            }
+        )
+        try:
+            with as_user(devcluster, "alice") as (core, apps):
+                try:
+                    apps.create_namespaced_stateful_set(
+                        namespace, statefulset(high, nodes, tpus=tpus, priority_class=high)
+                    )
+                    pods = wait_running(core, namespace, high, nodes)
+                    # One TPU host per pod: the pool is full.
+                    assert len({p.spec.node_name for p in pods}) == nodes
+                    assert all(p.spec.priority == 1000 for p in pods)
+
+                    apps.create_namespaced_stateful_set(
+                        namespace, statefulset(low, 1, tpus=tpus, priority_class=low)
+                    )
+
+                    def unschedulable() -> Any:
+                        pods = pods_of(core, namespace, low)
+                        if len(pods) != 1:
+                            return None
+                        conds = {c.type: c for c in pods[0].status.conditions or []}
+                        cond = conds.get("PodScheduled")
+                        if cond and cond.status == "False" and cond.reason == "Unschedulable":
+                            return pods[0]
+                        return None
+
+                    pod = wait_until(f"{low}-0 to be Unschedulable", unschedulable)
+                    assert pod.status.phase == "Pending"
+                    assert pod.spec.priority == 10
+                    assert "google.com/tpu" in (
+                        {c.type: c for c in pod.status.conditions}["PodScheduled"].message
+                    )
+                    # preemptionPolicy Never: nothing of the high job was evicted.
+                    assert len(wait_running(core, namespace, high, nodes)) == nodes
+                finally:
+                    for sts in (high, low):
+                        try:
+                            apps.delete_namespaced_stateful_set(sts, namespace)
+                        except ApiException as err:
+                            if err.status != 404:
+                                raise
+                # Give the TPUs back before the next test.
+                wait_pods_gone(core, namespace, high)
+                wait_pods_gone(core, namespace, low)
+        finally:
+            scheduling.delete_priority_class(high)
+            scheduling.delete_priority_class(low)
+
+
+def test_up_is_idempotent(devcluster: DevCluster) -> None:
+    started = time.monotonic()
+    proc = devcluster.run_script("up", timeout=60)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(devcluster.kubeconfig)
+    assert elapsed < 15, f"`up` on a running cluster took {elapsed:.1f}s"
+
+    request = urllib.request.Request(
+        devcluster.server + "/readyz?verbose",
+        headers={"Authorization": f"Bearer {devcluster.admin_token}"},
+    )
+    ctx = ssl.create_default_context(cafile=str(devcluster.ca))
+    with urllib.request.urlopen(request, context=ctx, timeout=5) as resp:
+        assert resp.status == 200
+        assert "readyz check passed" in resp.read().decode()
