@@ -67,6 +67,11 @@ class Resource(Generic[T]):
     json_only: bool = False
 
     @property
+    def accept(self) -> str:
+        """Protobuf when ant has the kind's message; JSON otherwise (or when the server says so)."""
+        return codec.JSON if self.json_only else ACCEPT_PROTOBUF
+
+    @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
@@ -103,7 +108,7 @@ class Client:
 
     # ---- reads -------------------------------------------------------------
     def get(self, resource: Resource[T], name: str, namespace: str | None = None) -> T:
-        resp = self.transport.request("GET", resource.path(namespace, name))
+        resp = self.transport.request("GET", resource.path(namespace, name), accept=resource.accept)
         return self._decode(resource, resp)
 
     def list(
@@ -125,7 +130,7 @@ class Client:
         return self._paginate(
             resource,
             namespace,
-            ACCEPT_PROTOBUF,
+            resource.accept,
             lambda resp: self._decode_list(resource, resp),
             label_selector=label_selector,
             field_selector=field_selector,
@@ -179,7 +184,7 @@ class Client:
             try:
                 page: ObjectList[Any] = decode(
                     self.transport.request(
-                        "GET", path, params={**params, "continue": token or None}
+                        "GET", path, params={**params, "continue": token or None}, accept=accept
                     )
                 )
             except Gone:
@@ -212,6 +217,7 @@ class Client:
             params={"dryRun": "All" if dry_run else None, "fieldManager": field_manager},
             body=body,
             content_type=content_type,
+            accept=resource.accept,
         )
         return self._decode(resource, resp)
 
@@ -238,6 +244,7 @@ class Client:
             },
             body=json.dumps(patch).encode(),
             content_type=PATCH_CONTENT_TYPES[patch_type],
+            accept=resource.accept,
         )
         return self._decode(resource, resp)
 
@@ -310,11 +317,12 @@ class Client:
             "timeoutSeconds": timeout_seconds,
             "allowWatchBookmarks": allow_bookmarks or None,
         }
-        accept = (
-            METADATA_ACCEPT
-            if metadata_only
-            else f"{codec.PROTOBUF_WATCH}, {codec.PROTOBUF}, {codec.JSON}"
-        )
+        if metadata_only:
+            accept = METADATA_ACCEPT
+        elif resource.json_only:
+            accept = codec.JSON
+        else:
+            accept = f"{codec.PROTOBUF_WATCH}, {codec.PROTOBUF}, {codec.JSON}"
         with self.transport.stream(
             resource.path(namespace),
             params=params,
