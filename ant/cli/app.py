@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ant import __version__
-from ant.cli.commands import whoami
+from ant.cli.commands import admin, delete, list, logs, restart, show, submit, whoami
 from ant.cli.context import App, GlobalOptions
 from ant.cli.environment import Environment
 
@@ -78,6 +78,13 @@ def main_options(
     )
 
 
+app.command("submit", help=submit.HELP)(submit.submit)
+app.command("list", help=list.HELP)(list.list_jobs)
+app.command("show", help=show.HELP)(show.show)
+app.command("logs", help=logs.HELP)(logs.logs)
+app.command("restart", help=restart.HELP)(restart.restart)
+app.command("delete", help=delete.HELP)(delete.delete)
+app.add_typer(admin.admin, name="admin")
 app.command("whoami", help="Show who the API server says you are, and your ant user label.")(
     whoami.whoami
 )

@@ -42,6 +42,16 @@ class App:
     def namespace(self) -> str:
         return self.options.namespace or self.kubeconfig.namespace
 
+    @property
+    def offline_namespace(self) -> str:
+        """The namespace without needing a cluster or even a kubeconfig (for --dry-run)."""
+        from ant.errors import ConfigError
+
+        try:
+            return self.namespace
+        except ConfigError:
+            return "default"
+
     @cached_property
     def client(self) -> Client:
         from ant.kube import codec

@@ -15,6 +15,11 @@ class Environment:
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
     vars: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    # The command line as typed (after `ant`), recorded on submitted jobs.
+    argv: tuple[str, ...] = ()
+    # What followed `--` on the command line: the job's own command (submit, update).
+    trailing_command: tuple[str, ...] = ()
+    cwd: str = field(default_factory=os.getcwd)
 
     @property
     def stdin_isatty(self) -> bool:

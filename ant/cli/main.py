@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import NoReturn
 
 from ant.cli.environment import Environment
@@ -12,18 +13,17 @@ from ant.errors import AntError, ExitCode
 # `ant -n research list` and `ant list -n research` mean the same.
 GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--context", "--kubeconfig", "-n", "--namespace", "--cache"})
 GLOBAL_FLAGS = frozenset({"-v", "--verbose", "-vv", "-vvv"})
+# Commands that take the job's command after `--`.
+TAKES_TRAILING_COMMAND = frozenset({"submit", "update"})
 
 
 def hoist_global_options(argv: list[str]) -> list[str]:
-    """Move global options that follow the command name in front of it."""
+    """Move global options that follow the command name in front of it (before any ``--``)."""
     hoisted: list[str] = []
     rest: list[str] = []
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg == "--":
-            rest.extend(argv[i:])
-            break
         name = arg.split("=", 1)[0]
         if name in GLOBAL_OPTIONS_WITH_VALUE:
             takes_next = "=" not in arg and i + 1 < len(argv)
@@ -38,6 +38,28 @@ def hoist_global_options(argv: list[str]) -> list[str]:
     return hoisted + rest
 
 
+def split_trailing_command(argv: list[str]) -> tuple[list[str], tuple[str, ...]]:
+    """``ant submit job.yaml -- python train.py`` -> ant's arguments, the job's command."""
+    if "--" not in argv:
+        return argv, ()
+    at = argv.index("--")
+    return argv[:at], tuple(argv[at + 1 :])
+
+
+def command_name(args: list[str]) -> str | None:
+    """The first argument that is not an option or an option's value."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in GLOBAL_OPTIONS_WITH_VALUE:
+            i += 2
+            continue
+        if not arg.startswith("-"):
+            return arg
+        i += 1
+    return None
+
+
 def run(argv: list[str] | None = None, env: Environment | None = None) -> int:
     """Run one ant command; return its exit code. Never raises (but with ANT_DEBUG=1)."""
     # typer vendors click; its exception classes live in this private module.
@@ -47,9 +69,17 @@ def run(argv: list[str] | None = None, env: Environment | None = None) -> int:
     from ant.cli.app import app
     from ant.cli.terminal import Terminal
 
-    env = env or Environment()
-    args = hoist_global_options(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args, trailing = split_trailing_command(argv)
+    args = hoist_global_options(args)
+    env = replace(env or Environment(), argv=tuple(argv), trailing_command=trailing)
     terminal = Terminal(env)
+    if trailing and command_name(args) not in TAKES_TRAILING_COMMAND:
+        terminal.error(
+            f"unexpected arguments after '--': {' '.join(trailing)} "
+            f"(only {' and '.join(sorted(TAKES_TRAILING_COMMAND))} take a command)"
+        )
+        return ExitCode.USAGE
     try:
         result = app(args=args, prog_name="ant", standalone_mode=False, obj=env)
     except UsageError as e:

@@ -28,8 +28,10 @@ def output_option(*choices: OutputFormat) -> Any:
     )
 
 
-def _check_choice(value: OutputFormat, choices: tuple[OutputFormat, ...]) -> OutputFormat:
-    if value not in choices:
+def _check_choice(
+    value: OutputFormat | None, choices: tuple[OutputFormat, ...]
+) -> OutputFormat | None:
+    if value is not None and value not in choices:
         allowed = ", ".join(c.value for c in choices)
         raise typer.BadParameter(f"{value.value!r} is not one of {allowed}")
     return value

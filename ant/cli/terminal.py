@@ -139,6 +139,12 @@ class Terminal:
         else:
             self.line(text)
 
+    def styled_prefix(self, prefix: str, style: str, text: str) -> None:
+        """A line on stdout whose prefix is coloured (log lines of one replica among many)."""
+        from rich.text import Text
+
+        self.out_console.print(Text.assemble((prefix, style), " ", text))
+
     def error(self, message: str) -> None:
         self._stderr_line(f"ant: error: {message}", "bold red")
 

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ant.cli.context import App
+
+HELP = """Print a job's logs: replica 0 by default, one replica, or all of them.
+
+With --all every line is prefixed with its replica, e.g. [train-3]."""
+
+PREFIX_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "red")
+
+
+def logs(
+    ctx: typer.Context,
+    job: Annotated[str, typer.Argument(help="Job name.", show_default=False)],
+    replica: Annotated[int | None, typer.Option("--replica", "-r", help="Replica index.")] = None,
+    all_replicas: Annotated[bool, typer.Option("--all", help="Every replica, prefixed.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
+    tail: Annotated[int | None, typer.Option("--tail", help="Only the last N lines.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only lines newer than, e.g. 10m.")
+    ] = None,
+    timestamps: Annotated[bool, typer.Option("--timestamps", help="Prefix timestamps.")] = False,
+) -> None:
+    from ant.cli.views import parse_duration
+    from ant.errors import UsageError, ValidationError
+    from ant.jobs import lifecycle
+
+    app: App = ctx.obj
+    if replica is not None and all_replicas:
+        raise UsageError("--replica and --all contradict each other")
+    options = lifecycle.LogOptions(
+        follow=follow,
+        tail_lines=tail,
+        since_seconds=parse_duration(since, "--since") if since else None,
+        timestamps=timestamps,
+    )
+    found = lifecycle.get_job(app.client, app.namespace, job)
+    if not all_replicas:
+        index = replica or 0
+        if not 0 <= index < found.replicas:
+            raise ValidationError(
+                "--replica", f"{index} is out of range: {job} has 0-{found.replicas - 1}"
+            )
+        for line in lifecycle.pod_logs(app.client, app.namespace, f"{job}-{index}", options):
+            app.terminal.write(line.decode(errors="replace"))
+        return
+
+    pods = [(i, f"{job}-{i}") for i in range(found.replicas)]
+    for index, item in lifecycle.all_logs(app.client, app.namespace, pods, options):
+        prefix = f"[{job}-{index}]"
+        if isinstance(item, Exception):
+            app.terminal.warn(f"{prefix} {item}")
+            continue
+        text = item.decode(errors="replace").rstrip("\n")
+        if app.terminal.color:
+            app.terminal.styled_prefix(prefix, PREFIX_STYLES[index % len(PREFIX_STYLES)], text)
+        else:
+            app.terminal.line(f"{prefix} {text}")

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ant.cli.context import App
+
+HELP = """Restart replicas: delete their pods so the StatefulSet recreates them.
+
+Without --replica every pod is restarted, after confirmation."""
+
+
+def restart(
+    ctx: typer.Context,
+    job: Annotated[str, typer.Argument(help="Job name.", show_default=False)],
+    replica: Annotated[
+        list[int] | None, typer.Option("--replica", "-r", help="Replica index (repeatable).")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Until they are Ready again.")] = False,
+    timeout: Annotated[str, typer.Option("--timeout", help="How long --wait waits.")] = "10m",
+) -> None:
+    from ant.cli.views import parse_duration
+    from ant.errors import Aborted
+    from ant.jobs import lifecycle
+
+    app: App = ctx.obj
+    wait_seconds = parse_duration(timeout, "--timeout")
+    found = lifecycle.get_job(app.client, app.namespace, job)
+    if not replica and not app.terminal.confirm(
+        f"Restart all {found.replicas} replicas of {job}?", assume_yes=yes
+    ):
+        raise Aborted("nothing restarted")
+    deleted = lifecycle.restart(app.client, found, replica or None)
+    for pod in deleted:
+        app.terminal.line(f"pod/{pod} deleted")
+    if wait and deleted:
+        with app.terminal.progress(len(deleted), f"waiting for {job}") as progress:
+            lifecycle.wait_replaced_and_ready(
+                app.client, found, deleted, wait_seconds, on_change=progress.update
+            )

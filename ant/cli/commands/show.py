@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ant.cli.context import App
+from ant.cli.options import OutputFormat, output_option
+
+HELP = "Show a job: its metadata, every replica, and recent events."
+
+
+def show(
+    ctx: typer.Context,
+    job: Annotated[str, typer.Argument(help="Job name.", show_default=False)],
+    output: Annotated[
+        OutputFormat,
+        output_option(OutputFormat.table, OutputFormat.json, OutputFormat.yaml),
+    ] = OutputFormat.table,
+) -> None:
+    from ant.cli import views
+    from ant.jobs.lifecycle import get_job, job_events
+
+    app: App = ctx.obj
+    found = get_job(app.client, app.namespace, job)
+    events = job_events(app.client, found)
+    if output is OutputFormat.table:
+        views.render_job_details(app.terminal, found, events)
+    elif output is OutputFormat.json:
+        app.terminal.json(views.job_document(found, events))
+    else:
+        app.terminal.yaml(views.job_document(found, events))

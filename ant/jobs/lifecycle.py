@@ -1,0 +1,351 @@
+"""Submitting, reading, restarting and deleting jobs.
+
+Reads are label queries: one LIST of StatefulSets and one of pods per
+namespace scope, run concurrently and joined in memory; never a call per job.
+Writes never leave half a job behind: a submit is validated, dry-run on the
+server, and rolled back if its second object cannot be created.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+from ant.errors import (
+    AlreadyExists,
+    AntError,
+    Forbidden,
+    Gone,
+    NotFound,
+    NotFoundError,
+    Status,
+    UsageError,
+    ValidationError,
+)
+from ant.jobs import schema
+from ant.jobs.manifest import Manifests
+from ant.jobs.model import Job, job_from, jobs_from
+from ant.jobs.podwatch import Pods, PodTracker, is_ready
+from ant.kube import resources as r
+from ant.kube.client import Client
+from ant.kube.watch import follow
+
+
+@dataclass(frozen=True)
+class Event:
+    time: str
+    type: str
+    reason: str
+    object: str
+    message: str
+    count: int = 1
+
+
+# ---- submit -------------------------------------------------------------------
+def to_messages(manifests: Manifests) -> tuple[Any, Any]:
+    """The Service and StatefulSet as protobuf messages; unknown fields fail here, client-side."""
+    from ant.kube.convert import to_message
+    from ant.kube.proto import apps_v1_pb2, core_v1_pb2
+
+    service = to_message(manifests.service, core_v1_pb2.Service)
+    try:
+        statefulset = to_message(manifests.statefulset, apps_v1_pb2.StatefulSet)
+    except ValidationError as e:
+        # A bad field can only come from the user's podTemplate: say so.
+        raise ValidationError(
+            f"podTemplate ({e.field.removeprefix('spec.template.')})",
+            e.message.split(": ", 1)[-1],
+            hint=e.hint,
+        ) from e
+    return service, statefulset
+
+
+def check_priority_class(client: Client, priority: str) -> None:
+    name = schema.priority_class(priority)
+    try:
+        client.get(r.PRIORITY_CLASSES, name)
+    except NotFound as e:
+        raise UsageError(
+            f"priority class {name} is not installed in this cluster",
+            hint="an admin runs 'ant admin install-priorities'",
+        ) from e
+    except Forbidden:
+        pass  # cannot look: the pods' admission will tell if it is missing
+
+
+def submit(client: Client, manifests: Manifests, priority: str) -> Any:
+    """Create the job's Service then StatefulSet; returns the created StatefulSet.
+
+    Everything that can fail is tried first as a server-side dry run. If the
+    StatefulSet still fails (or ant is interrupted) the Service is removed again.
+    """
+    service, statefulset = to_messages(manifests)
+    ns = manifests.namespace
+    check_priority_class(client, priority)
+    try:
+        client.create(r.SERVICES, service, ns, dry_run=True)
+        client.create(r.STATEFULSETS, statefulset, ns, dry_run=True)
+    except AlreadyExists as e:
+        raise _job_exists(manifests) from e
+    try:
+        created_service = client.create(r.SERVICES, service, ns)
+    except AlreadyExists as e:
+        raise _job_exists(manifests) from e
+    try:
+        return client.create(r.STATEFULSETS, statefulset, ns)
+    except BaseException:
+        _remove_service(client, ns, created_service)
+        raise
+
+
+def _remove_service(client: Client, namespace: str, service: Any) -> None:
+    with suppress(NotFound):
+        client.delete(r.SERVICES, service.metadata.name, namespace, uid=service.metadata.uid)
+
+
+def _job_exists(manifests: Manifests) -> AlreadyExists:
+    message = f"job {manifests.name} already exists in namespace {manifests.namespace}"
+    return AlreadyExists(Status(code=409, reason="AlreadyExists", message=message))
+
+
+# ---- read ---------------------------------------------------------------------
+def list_jobs(
+    client: Client,
+    namespace: str | None,
+    *,
+    user_label: str | None = None,
+    selector: str | None = None,
+) -> list[Job]:
+    """Jobs in a namespace (``None``: all), optionally one user's, by label query."""
+    label_selector = schema.mine_selector(user_label, selector)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        statefulsets = pool.submit(
+            client.list, r.STATEFULSETS, namespace, label_selector=label_selector
+        )
+        pods = pool.submit(client.list, r.PODS, namespace, label_selector=label_selector)
+        return jobs_from(statefulsets.result().items, pods.result().items)
+
+
+def get_statefulset(client: Client, namespace: str, name: str, *, any_owner: bool = False) -> Any:
+    """A job's StatefulSet; refuses StatefulSets ant did not create unless asked to."""
+    try:
+        sts = client.get(r.STATEFULSETS, name, namespace)
+    except NotFound as e:
+        raise NotFoundError(
+            f"job {name} not found in namespace {namespace}",
+            hint="'ant list' shows your jobs; -n picks the namespace",
+        ) from e
+    managed = sts.metadata.labels.get(schema.MANAGED_BY) == schema.MANAGED_BY_VALUE
+    if not managed and not any_owner:
+        raise UsageError(f"statefulset {name} was not created by ant; ant leaves it alone")
+    return sts
+
+
+def get_job(client: Client, namespace: str, name: str) -> Job:
+    sts = get_statefulset(client, namespace, name)
+    pods = client.list(r.PODS, namespace, label_selector=f"{schema.JOB}={name}")
+    return job_from(sts, pods.items)
+
+
+def job_events(client: Client, job: Job, limit: int = 20) -> list[Event]:
+    """Recent events of the StatefulSet and its pods, oldest first."""
+    pod_names = {p.pod for p in job.pods} | {f"{job.name}-{i}" for i in range(job.replicas)}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        own = pool.submit(
+            client.list,
+            r.EVENTS,
+            job.namespace,
+            field_selector=f"involvedObject.kind=StatefulSet,involvedObject.name={job.name}",
+        )
+        of_pods = pool.submit(
+            client.list, r.EVENTS, job.namespace, field_selector="involvedObject.kind=Pod"
+        )
+        items = [*own.result().items] + [
+            e for e in of_pods.result().items if e.involvedObject.name in pod_names
+        ]
+    events = [_event(e) for e in items]
+    events.sort(key=lambda e: e.time)
+    return events[-limit:]
+
+
+def _event(e: Any) -> Event:
+    when = e.lastTimestamp.seconds or e.eventTime.seconds or e.metadata.creationTimestamp.seconds
+    from datetime import UTC, datetime
+
+    return Event(
+        time=datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else "",
+        type=e.type,
+        reason=e.reason,
+        object=f"{e.involvedObject.kind.lower()}/{e.involvedObject.name}",
+        message=" ".join(e.message.split()),
+        count=e.count or 1,
+    )
+
+
+@contextmanager
+def watch_changes(
+    client: Client, namespace: str | None, label_selector: str
+) -> Iterator[threading.Event]:
+    """An Event set whenever a matching StatefulSet or pod changes (for ``list --watch``)."""
+    changed = threading.Event()
+    stop = threading.Event()
+
+    def watch(resource: Any) -> None:
+        while not stop.is_set():
+            try:
+                for _ in follow(
+                    client, resource, "", namespace, label_selector=label_selector, stop=stop
+                ):
+                    changed.set()
+            except (Gone, AntError):
+                stop.wait(1.0)  # start again from now; the caller re-lists anyway
+
+    for resource in (r.STATEFULSETS, r.PODS):
+        threading.Thread(target=watch, args=(resource,), daemon=True).start()
+    try:
+        yield changed
+    finally:
+        stop.set()
+
+
+# ---- delete -------------------------------------------------------------------
+def delete_job(client: Client, namespace: str, name: str) -> None:
+    """Delete the StatefulSet (its pods follow) and the Service."""
+    sts = get_statefulset(client, namespace, name)
+    with suppress(NotFound):
+        client.delete(r.STATEFULSETS, name, namespace, uid=sts.metadata.uid)
+    with suppress(NotFound):
+        client.delete(r.SERVICES, name, namespace)
+
+
+def wait_gone(client: Client, namespace: str, names: Sequence[str], timeout: float) -> None:
+    """Until no pod of these jobs is left."""
+    wanted = set(names)
+    tracker = PodTracker(client, namespace, schema.mine_selector())
+
+    def done(pods: Pods) -> bool:
+        return not any(p.metadata.labels.get(schema.JOB) in wanted for p in pods.values())
+
+    tracker.wait_until(done, timeout, what=f"the pods of {', '.join(names)} to go")
+
+
+# ---- restart ------------------------------------------------------------------
+def restart(client: Client, job: Job, indexes: Sequence[int] | None) -> dict[str, str]:
+    """Delete the given replicas' pods (all when ``indexes`` is None).
+
+    Returns each deleted pod's name and old uid, to recognise its replacement.
+    """
+    chosen = range(job.replicas) if indexes is None else indexes
+    for i in chosen:
+        if not 0 <= i < job.replicas:
+            raise ValidationError(
+                "--replica", f"{i} is out of range: {job.name} has 0-{job.replicas - 1}"
+            )
+    existing = {p.index: p for p in job.pods}
+    deleted: dict[str, str] = {}
+    for i in chosen:
+        replica = existing.get(i)
+        if replica is None:
+            continue
+        try:
+            client.delete(r.PODS, replica.pod, job.namespace, uid=replica.uid)
+        except NotFound:
+            continue
+        deleted[replica.pod] = replica.uid
+    return deleted
+
+
+def wait_replaced_and_ready(
+    client: Client,
+    job: Job,
+    old_uids: dict[str, str],
+    timeout: float,
+    on_change: Callable[[int], None] | None = None,
+) -> None:
+    """Until each named pod exists again with a new uid and is Ready."""
+    tracker = PodTracker(client, job.namespace, f"{schema.JOB}={job.name}")
+
+    def count(pods: Pods) -> int:
+        return sum(
+            1
+            for name, uid in old_uids.items()
+            if name in pods and pods[name].metadata.uid != uid and is_ready(pods[name])
+        )
+
+    tracker.wait_until(
+        lambda pods: count(pods) == len(old_uids),
+        timeout,
+        on_change=(lambda pods: on_change(count(pods))) if on_change else None,
+        what="restarted pods to be Ready",
+    )
+
+
+# ---- logs ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class LogOptions:
+    follow: bool = False
+    tail_lines: int | None = None
+    since_seconds: int | None = None
+    timestamps: bool = False
+
+
+def pod_logs(client: Client, namespace: str, pod: str, options: LogOptions) -> Iterator[bytes]:
+    return client.pod_logs(
+        namespace,
+        pod,
+        follow=options.follow,
+        tail_lines=options.tail_lines,
+        since_seconds=options.since_seconds,
+        timestamps=options.timestamps,
+    )
+
+
+def all_logs(
+    client: Client,
+    namespace: str,
+    pods: Sequence[tuple[int, str]],
+    options: LogOptions,
+    max_streams: int = 16,
+) -> Iterator[tuple[int, bytes | AntError]]:
+    """Lines of many pods' logs as they arrive, tagged with the replica index.
+
+    A replica whose log cannot be read (not started yet, say) yields its error
+    and the others go on. At most ``max_streams`` pods are streamed at once;
+    the rest wait their turn (with --follow, for a stream to end).
+    """
+    lines: queue.Queue[tuple[int, bytes | AntError] | None] = queue.Queue(maxsize=10_000)
+    slots = threading.Semaphore(max_streams)
+    stop = threading.Event()
+
+    def stream(index: int, pod: str) -> None:
+        with slots:
+            try:
+                for line in pod_logs(client, namespace, pod, options):
+                    if stop.is_set():
+                        return
+                    lines.put((index, line))
+            except AntError as e:
+                lines.put((index, e))
+            finally:
+                lines.put(None)
+
+    threads = [
+        threading.Thread(target=stream, args=(i, p), daemon=True, name=f"logs-{p}") for i, p in pods
+    ]
+    for t in threads:
+        t.start()
+    finished = 0
+    try:
+        while finished < len(threads):
+            item = lines.get()
+            if item is None:
+                finished += 1
+            else:
+                yield item
+    finally:
+        stop.set()

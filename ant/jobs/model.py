@@ -1,0 +1,245 @@
+"""A job as ant shows it: a StatefulSet joined with its pods, read from protobuf as is.
+
+Status (first rule that matches):
+
+- Terminating: the StatefulSet is being deleted.
+- Degraded: a pod failed or a container cannot run (crash loop, image pull, config).
+- Pending: no pod is scheduled.
+- Partial: some pods are scheduled, some are not (a gang job wastes what it holds).
+- Updating: every pod is scheduled but some run an old revision (an OnDelete rollout is due).
+- Running: every pod is scheduled on the current revision.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from ant.jobs import schema
+
+DEGRADED_REASONS = frozenset(
+    {
+        "CrashLoopBackOff",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+
+
+class JobStatus(StrEnum):
+    PENDING = "Pending"
+    PARTIAL = "Partial"
+    RUNNING = "Running"
+    UPDATING = "Updating"
+    DEGRADED = "Degraded"
+    TERMINATING = "Terminating"
+
+
+@dataclass(frozen=True)
+class Replica:
+    index: int
+    pod: str
+    uid: str
+    phase: str
+    ready: bool
+    scheduled: bool
+    node: str
+    restarts: int
+    revision: str
+    created_at: datetime | None
+    reason: str = ""
+    message: str = ""
+    degraded: bool = False
+    terminating: bool = False
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    namespace: str
+    user: str
+    user_full: str
+    status: JobStatus
+    replicas: int
+    ready: int
+    pending: int
+    updated: int
+    priority: str
+    created_at: datetime | None
+    labels: Mapping[str, str]
+    meta: Mapping[str, str]
+    description: str
+    update_revision: str
+    current_revision: str
+    preemptions: int = 0
+    annotations: Mapping[str, str] = field(default_factory=dict, repr=False)
+    pods: tuple[Replica, ...] = ()
+    uid: str = ""
+    resource_version: str = ""
+
+    @property
+    def nodes(self) -> int:
+        return len({p.node for p in self.pods if p.node})
+
+    def to_json(self) -> dict[str, Any]:
+        """One item of ``ant list -o json`` (apiVersion ant.dev/v1, kind JobList): stable."""
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "user": self.user_full or self.user,
+            "status": self.status.value,
+            "replicas": self.replicas,
+            "ready": self.ready,
+            "pending": self.pending,
+            "updated": self.updated,
+            "priority": self.priority,
+            "createdAt": _iso(self.created_at),
+            "labels": dict(self.labels),
+            "meta": dict(self.meta),
+            "description": self.description,
+        }
+
+
+def job_from(sts: Any, pods: Iterable[Any]) -> Job:
+    meta = sts.metadata
+    labels, annotations = dict(meta.labels), dict(meta.annotations)
+    update_revision = sts.status.updateRevision
+    replicas = list(sorted((_replica(p) for p in pods), key=lambda r: r.index))
+    want = sts.spec.replicas
+    live = [r for r in replicas if not r.terminating]
+    scheduled = sum(1 for r in live if r.scheduled)
+    updated = sum(1 for r in live if r.revision == update_revision)
+    status = _status(
+        terminating=meta.HasField("deletionTimestamp"),
+        degraded=any(r.degraded for r in live),
+        scheduled=scheduled,
+        want=want,
+        updated=updated,
+    )
+    return Job(
+        name=meta.name,
+        namespace=meta.namespace,
+        user=labels.get(schema.CREATED_BY, ""),
+        user_full=annotations.get(schema.CREATED_BY_FULL, ""),
+        status=status,
+        replicas=want,
+        ready=sum(1 for r in live if r.ready),
+        pending=max(0, want - scheduled),
+        updated=updated,
+        priority=labels.get(schema.PRIORITY, ""),
+        created_at=_time(meta.creationTimestamp),
+        labels={k: v for k, v in labels.items() if not _is_ant_key(k)},
+        meta={
+            k.removeprefix(schema.META_PREFIX): v
+            for k, v in annotations.items()
+            if k.startswith(schema.META_PREFIX)
+        },
+        description=annotations.get(schema.DESCRIPTION, ""),
+        update_revision=update_revision,
+        current_revision=sts.status.currentRevision,
+        preemptions=_int(annotations.get(schema.PREEMPTIONS)),
+        annotations=annotations,
+        pods=tuple(replicas),
+        uid=meta.uid,
+        resource_version=meta.resourceVersion,
+    )
+
+
+def jobs_from(statefulsets: Sequence[Any], pods: Iterable[Any]) -> list[Job]:
+    """Join one list of StatefulSets with one list of pods, in memory."""
+    by_job: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for pod in pods:
+        job = pod.metadata.labels.get(schema.JOB)
+        if job:
+            by_job[(pod.metadata.namespace, job)].append(pod)
+    return [
+        job_from(sts, by_job.get((sts.metadata.namespace, sts.metadata.name), ()))
+        for sts in statefulsets
+    ]
+
+
+def _status(
+    *, terminating: bool, degraded: bool, scheduled: int, want: int, updated: int
+) -> JobStatus:
+    if terminating:
+        return JobStatus.TERMINATING
+    if degraded:
+        return JobStatus.DEGRADED
+    if want and scheduled == 0:
+        return JobStatus.PENDING
+    if scheduled < want:
+        return JobStatus.PARTIAL
+    if updated < want:
+        return JobStatus.UPDATING
+    return JobStatus.RUNNING
+
+
+def _replica(pod: Any) -> Replica:
+    meta, spec, status = pod.metadata, pod.spec, pod.status
+    conditions = {c.type: c for c in status.conditions}
+    scheduled_cond = conditions.get("PodScheduled")
+    ready_cond = conditions.get("Ready")
+    reason, message, degraded = _reason(pod, scheduled_cond)
+    return Replica(
+        index=_int(meta.labels.get(schema.POD_INDEX), default=_ordinal(meta.name)),
+        pod=meta.name,
+        uid=meta.uid,
+        phase=status.phase or "Pending",
+        ready=ready_cond is not None and ready_cond.status == "True",
+        scheduled=bool(spec.nodeName),
+        node=spec.nodeName,
+        restarts=sum(cs.restartCount for cs in status.containerStatuses),
+        revision=meta.labels.get(schema.REVISION_HASH, ""),
+        created_at=_time(meta.creationTimestamp),
+        reason=reason,
+        message=message,
+        degraded=degraded,
+        terminating=meta.HasField("deletionTimestamp"),
+    )
+
+
+def _reason(pod: Any, scheduled_cond: Any) -> tuple[str, str, bool]:
+    """Why a pod is not simply running: (reason, message, degraded)."""
+    status = pod.status
+    if status.phase == "Failed":
+        return status.reason or "Failed", status.message, True
+    for cs in status.containerStatuses:
+        waiting = cs.state.waiting
+        if waiting.reason:
+            return waiting.reason, waiting.message, waiting.reason in DEGRADED_REASONS
+        if cs.state.terminated.reason:
+            return cs.state.terminated.reason, cs.state.terminated.message, False
+    if scheduled_cond is not None and scheduled_cond.status == "False":
+        return scheduled_cond.reason, scheduled_cond.message, False
+    return "", "", False
+
+
+def _time(t: Any) -> datetime | None:
+    return datetime.fromtimestamp(t.seconds, UTC) if t.seconds else None
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
+
+
+def _int(value: str | None, default: int = 0) -> int:
+    try:
+        return int(value) if value else default
+    except ValueError:
+        return default
+
+
+def _ordinal(pod_name: str) -> int:
+    return _int(pod_name.rpartition("-")[2], default=-1)
+
+
+def _is_ant_key(key: str) -> bool:
+    return key.startswith("ant.dev/")

@@ -1,0 +1,193 @@
+"""A job spec: what the user asks for, from a small YAML file of ant's own and flags.
+
+File format (docs/cli.md#job-spec-files); every key optional, flags win::
+
+    name: bert-pretrain          # or generateName: bert-
+    image: ghcr.io/lab/train:1.4
+    command: [python, train.py]  # or a string, run by /bin/sh -c
+    replicas: 16
+    resources: {google.com/tpu: 4, cpu: "8", memory: 64Gi}
+    env: {WANDB_PROJECT: bert}
+    priority: opportunistic      # opportunistic | normal | high
+    labels: {team: nlp}
+    meta: {dataset: c4-en}
+    description: BERT-large, seq 512
+    nodeSelector: {cloud.google.com/gke-tpu-topology: 2x2x2}
+    tolerations: [{key: google.com/tpu, operator: Exists, effect: NoSchedule}]
+    podTemplate: {spec: {volumes: [...]}}   # merged over what ant generates
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ant.errors import UsageError, ValidationError
+from ant.jobs import schema
+
+TPU_RESOURCE = "google.com/tpu"
+GPU_RESOURCE = "nvidia.com/gpu"
+# Kubernetes' quantity grammar (resource.Quantity), without the number-size limits.
+QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[numkMGTPE])?$")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str = ""
+    generate_name: str = ""
+    image: str = ""
+    command: tuple[str, ...] = ()
+    replicas: int = 1
+    resources: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    priority: str = schema.DEFAULT_PRIORITY
+    labels: Mapping[str, str] = field(default_factory=dict)
+    meta: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    pod_template: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_overrides(self, **overrides: Any) -> JobSpec:
+        """Flags over the file: ``None`` means "not given"; maps merge key by key."""
+        changes: dict[str, Any] = {}
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            current = getattr(self, key)
+            changes[key] = {**current, **value} if isinstance(current, Mapping) else value
+        return replace(self, **changes)
+
+
+# File keys (camelCase, like Kubernetes) -> JobSpec fields.
+FILE_KEYS = {
+    "name": "name",
+    "generateName": "generate_name",
+    "image": "image",
+    "command": "command",
+    "replicas": "replicas",
+    "resources": "resources",
+    "env": "env",
+    "priority": "priority",
+    "labels": "labels",
+    "meta": "meta",
+    "description": "description",
+    "nodeSelector": "node_selector",
+    "tolerations": "tolerations",
+    "podTemplate": "pod_template",
+}
+
+
+def load_file(path: str) -> JobSpec:
+    import yaml
+
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise UsageError(f"cannot read job spec {path}: {e.strerror}") from e
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UsageError(f"job spec {path} is not valid YAML{where}") from e
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ValidationError(path, "a job spec is a mapping of fields (name, image, ...)")
+    return from_mapping(doc, path)
+
+
+def from_mapping(doc: Mapping[str, Any], source: str) -> JobSpec:
+    values: dict[str, Any] = {}
+    for key, value in doc.items():
+        if key not in FILE_KEYS:
+            close = difflib.get_close_matches(str(key), FILE_KEYS, n=1)
+            raise ValidationError(
+                f"{source}: {key}",
+                "unknown field",
+                hint=f"did you mean {close[0]}?" if close else f"known: {', '.join(FILE_KEYS)}",
+            )
+        values[FILE_KEYS[key]] = _coerce(FILE_KEYS[key], value, f"{source}: {key}")
+    return JobSpec(**values)
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    if name in ("name", "generate_name", "image", "priority", "description"):
+        return _string(value, where)
+    if name == "replicas":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError(where, f"{value!r} is not a whole number")
+        return value
+    if name == "command":
+        if isinstance(value, str):
+            return ("/bin/sh", "-c", value)
+        if isinstance(value, list) and value:
+            return tuple(_string(v, where) for v in value)
+        raise ValidationError(where, "a command is a string or a non-empty list of strings")
+    if name in ("resources", "env", "labels", "meta", "node_selector"):
+        if not isinstance(value, dict):
+            raise ValidationError(where, "expected a mapping of key: value")
+        return {str(k): _string(v, f"{where}.{k}", numbers=True) for k, v in value.items()}
+    if name == "tolerations":
+        if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+            raise ValidationError(where, "expected a list of tolerations")
+        return tuple(value)
+    if not isinstance(value, dict):  # pod_template
+        raise ValidationError(where, "expected a pod template mapping (metadata, spec)")
+    return value
+
+
+def _string(value: Any, where: str, *, numbers: bool = False) -> str:
+    if isinstance(value, str):
+        return value
+    if numbers and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise ValidationError(where, f"{value!r} is not a string")
+
+
+def parse_pairs(values: Iterable[str], flag: str) -> dict[str, str]:
+    """``KEY=VALUE`` flags into a dict (the value may contain '=')."""
+    pairs: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValidationError(flag, f"{item!r} is not KEY=VALUE")
+        pairs[key] = value
+    return pairs
+
+
+def validate(spec: JobSpec) -> None:
+    """Every rule a job must pass before ant touches the cluster."""
+    if spec.generate_name and not spec.name:
+        schema.validate_name_prefix(spec.generate_name)
+    else:
+        schema.validate_job_name(spec.name)
+    if not spec.image:
+        raise ValidationError("image", "a job needs an image", hint="pass --image or set image:")
+    if spec.replicas < 1:
+        raise ValidationError("replicas", f"{spec.replicas} is not a positive number of replicas")
+    schema.validate_priority(spec.priority)
+    for key, value in spec.labels.items():
+        schema.validate_label(key, value)
+    for key in spec.meta:
+        schema.validate_meta_key(key)
+    for key, value in spec.node_selector.items():
+        schema.validate_key(key, f"nodeSelector {key}")
+        if len(value) > 63:
+            raise ValidationError(f"nodeSelector {key}", "values are at most 63 characters")
+    for key, qty in spec.resources.items():
+        schema.validate_key(key, f"resource {key}")
+        if not QUANTITY.match(qty):
+            raise ValidationError(
+                f"resource {key}", f"{qty!r} is not a quantity", hint="e.g. 4, 500m, 16Gi"
+            )
+    for key in spec.env:
+        if not re.match(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", key):
+            raise ValidationError(f"env {key}", "not a valid environment variable name")
+        if key.startswith("ANT_"):
+            raise ValidationError(f"env {key}", "ANT_* variables are set by ant")
