@@ -131,7 +131,6 @@ class Client:
             resource,
             namespace,
             resource.accept,
-            lambda resp: self._decode_list(resource, resp),
             label_selector=label_selector,
             field_selector=field_selector,
             limit=limit,
@@ -153,7 +152,6 @@ class Client:
             resource,
             namespace,
             METADATA_LIST_ACCEPT,
-            _decode_metadata_list,
             label_selector=label_selector,
             field_selector=field_selector,
             limit=limit,
@@ -164,7 +162,6 @@ class Client:
         resource: Resource[Any],
         namespace: str | None,
         accept: str,
-        decode: Any,
         *,
         limit: int | None,
         **query: str | None,
@@ -182,7 +179,7 @@ class Client:
         token = ""
         while True:
             try:
-                page: ObjectList[Any] = decode(
+                page = _decode_page(
                     self.transport.request(
                         "GET", path, params={**params, "continue": token or None}, accept=accept
                     )
@@ -192,7 +189,7 @@ class Client:
                     raise
                 items, first, token = [], None, ""  # the snapshot expired: start over
                 continue
-            token = getattr(page, "continue_token", "")
+            token = page.continue_token
             if first is None and not token:
                 return page  # one page: hand back the decoded sequence as it is
             first = first or page
@@ -381,23 +378,14 @@ class Client:
             return cast(T, codec.decode(resp.content))
         return cast(T, _json_body(resp))
 
-    def _decode_list(self, resource: Resource[T], resp: Response) -> ObjectList[T]:
-        if resp.is_protobuf:
-            msg: Any = codec.decode(resp.content)
-            return _Page(msg.items, msg.metadata.resourceVersion, getattr(msg.metadata, "continue"))
-        body = _json_body(resp)
-        meta = body.get("metadata") or {}
-        return _Page(
-            body.get("items") or [], str(meta.get("resourceVersion", "")), meta.get("continue", "")
-        )
-
 
 @dataclass(frozen=True)
 class _Page(ObjectList[T]):
     continue_token: str = ""
 
 
-def _decode_metadata_list(resp: Response) -> ObjectList[Any]:
+def _decode_page(resp: Response) -> _Page[Any]:
+    """One page of a list, protobuf (objects or PartialObjectMetadata) or JSON."""
     if resp.is_protobuf:
         msg: Any = codec.decode(resp.content)
         return _Page(msg.items, msg.metadata.resourceVersion, getattr(msg.metadata, "continue"))
