@@ -352,7 +352,8 @@ def widget_crd(devcluster):
         got = admin.get(crds, name)
         return any(
             c["type"] == "Established" and c["status"] == "True"
-            for c in got.get("status", {}).get("conditions", [])
+            # Right after creation, conditions can still be null.
+            for c in (got.get("status") or {}).get("conditions") or []
         )
 
     wait_for("the CRD to be established", established)
