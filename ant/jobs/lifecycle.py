@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from ant.errors import (
@@ -78,20 +79,30 @@ def check_priority_class(client: Client, priority: str) -> None:
         pass  # cannot look: the pods' admission will tell if it is missing
 
 
-def submit(client: Client, manifests: Manifests, priority: str) -> Any:
+def submit(
+    client: Client,
+    manifests: Manifests,
+    priority: str,
+    *,
+    messages: tuple[Any, Any] | None = None,
+    preflight: bool = True,
+) -> Any:
     """Create the job's Service then StatefulSet; returns the created StatefulSet.
 
     Everything that can fail is tried first as a server-side dry run. If the
     StatefulSet still fails (or ant is interrupted) the Service is removed again.
+    A sweep (``ant.jobs.sweep``) runs the preflight (priority class, dry runs) once
+    for all its jobs, and passes ``preflight=False`` and ready-made ``messages``.
     """
-    service, statefulset = to_messages(manifests)
+    service, statefulset = messages or to_messages(manifests)
     ns = manifests.namespace
-    check_priority_class(client, priority)
-    try:
-        client.create(r.SERVICES, service, ns, dry_run=True)
-        client.create(r.STATEFULSETS, statefulset, ns, dry_run=True)
-    except AlreadyExists as e:
-        raise _job_exists(manifests) from e
+    if preflight:
+        check_priority_class(client, priority)
+        try:
+            client.create(r.SERVICES, service, ns, dry_run=True)
+            client.create(r.STATEFULSETS, statefulset, ns, dry_run=True)
+        except AlreadyExists as e:
+            raise _job_exists(manifests) from e
     try:
         created_service = client.create(r.SERVICES, service, ns)
     except AlreadyExists as e:
@@ -120,15 +131,30 @@ def list_jobs(
     *,
     user_label: str | None = None,
     selector: str | None = None,
+    track_preemptions: bool = False,
 ) -> list[Job]:
-    """Jobs in a namespace (``None``: all), optionally one user's, by label query."""
+    """Jobs in a namespace (``None``: all), optionally one user's, by label query.
+
+    ``track_preemptions``: also list the scope's Preempted events and bring each job's
+    preemption tally up to date (``ant.jobs.queue.record_preemptions``).
+    """
+    from ant.jobs import queue as jobqueue
+
     label_selector = schema.mine_selector(user_label, selector)
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=3) as pool:
         statefulsets = pool.submit(
             client.list, r.STATEFULSETS, namespace, label_selector=label_selector
         )
         pods = pool.submit(client.list, r.PODS, namespace, label_selector=label_selector)
-        return jobs_from(statefulsets.result().items, pods.result().items)
+        events = (
+            pool.submit(jobqueue.preemption_events, client, namespace)
+            if track_preemptions
+            else None
+        )
+        jobs = jobs_from(statefulsets.result().items, pods.result().items)
+        if events is None:
+            return jobs
+        return jobqueue.record_preemptions(client, jobs, events.result(), pods.result().items)
 
 
 def get_statefulset(client: Client, namespace: str, name: str, *, any_owner: bool = False) -> Any:
@@ -175,8 +201,6 @@ def job_events(client: Client, job: Job, limit: int = 20) -> list[Event]:
 
 def _event(e: Any) -> Event:
     when = e.lastTimestamp.seconds or e.eventTime.seconds or e.metadata.creationTimestamp.seconds
-    from datetime import UTC, datetime
-
     return Event(
         time=datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else "",
         type=e.type,

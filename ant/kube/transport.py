@@ -16,6 +16,7 @@ Tests inject faults by mounting a ``requests`` adapter on ``session``: the HTTP 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -295,10 +296,10 @@ def _api_error(resp: requests.Response) -> ApiError:
     if status is None:
         text = resp.text.strip().splitlines()[0][:200] if resp.text.strip() else resp.reason
         status = Status(code=resp.status_code, reason=resp.reason or "", message=text)
-    if status.code != resp.status_code and resp.status_code >= 400:
-        status = Status(**{**status.__dict__, "code": resp.status_code})
+    if status.code != resp.status_code:
+        status = dataclasses.replace(status, code=resp.status_code)
     if retry_after and not status.retry_after_seconds:
-        status = Status(**{**status.__dict__, "retry_after_seconds": retry_after})
+        status = dataclasses.replace(status, retry_after_seconds=retry_after)
     return api_error(status)
 
 
