@@ -3,6 +3,7 @@
 Sections (keep them separate; add new fixtures in their own section):
 - Environment isolation: an autouse fixture so the developer's shell never leaks into tests.
 - Dev cluster: `devcluster` (session) and `namespace` (function), for tests marked `cluster`.
+- ant set-up: `ant_priorities` (session): ant's PriorityClasses, installed as admin.
 """
 
 from __future__ import annotations
@@ -254,3 +255,28 @@ def namespace(devcluster: DevCluster) -> Iterator[str]:
             except client.ApiException as err:
                 if err.status != 404:
                     raise
+
+
+# =============================================================================
+# ant set-up: what ant itself needs in the dev cluster
+# =============================================================================
+
+
+@pytest.fixture(scope="session")
+def ant_priorities(devcluster: DevCluster) -> None:
+    """ant's PriorityClasses (ant-opportunistic, ant-normal, ant-high), installed as admin.
+
+    Jobs cannot be submitted without them. Idempotent (missing classes are created, existing
+    ones kept) and never removed: other sessions may share the cluster.
+    """
+    from ant.jobs import priorities
+    from ant.kube.client import connect
+
+    client = connect(str(devcluster.kubeconfig), "admin", env={})
+    try:
+        states = priorities.install(client)
+    finally:
+        client.transport.close()
+    differs = [f"{s.level.name}: {s.detail}" for s in states if s.state == "differs"]
+    if differs:
+        pytest.fail(f"ant's PriorityClasses differ in the dev cluster: {'; '.join(differs)}")

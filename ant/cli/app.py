@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from typer._click.core import ParameterSource
 
 from ant import __version__
 from ant.cli.commands import admin, delete, list, logs, restart, show, submit, whoami
@@ -66,14 +67,26 @@ def main_options(
     ] = False,
 ) -> None:
     env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
+
+    def setting(name: str, value: str | None, var: str) -> str | None:
+        # click reads ANT_* from os.environ; the injected Environment is what counts.
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            return value
+        return env.vars.get(var) or None
+
+    if ctx.get_parameter_source("verbose") is not ParameterSource.COMMANDLINE:
+        raw = env.vars.get("ANT_VERBOSE", "").strip()
+        if raw and not raw.isdigit():
+            raise typer.BadParameter(f"ANT_VERBOSE={raw!r} is not a number", param_hint="-v")
+        verbose = int(raw or 0)
     ctx.obj = App(
         env,
         GlobalOptions(
-            context=context,
-            kubeconfig=kubeconfig,
-            namespace=namespace,
+            context=setting("context", context, "ANT_CONTEXT"),
+            kubeconfig=setting("kubeconfig", kubeconfig, "ANT_KUBECONFIG"),
+            namespace=setting("namespace", namespace, "ANT_NAMESPACE"),
             verbose=verbose,
-            cache_url=cache,
+            cache_url=setting("cache", cache, "ANT_CACHE_URL"),
         ),
     )
 

@@ -64,7 +64,7 @@ def run(argv: list[str] | None = None, env: Environment | None = None) -> int:
     """Run one ant command; return its exit code. Never raises (but with ANT_DEBUG=1)."""
     # typer vendors click; its exception classes live in this private module.
     from typer import Abort
-    from typer._click.exceptions import ClickException, UsageError
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
     from ant.cli.app import app
     from ant.cli.terminal import Terminal
@@ -82,6 +82,10 @@ def run(argv: list[str] | None = None, env: Environment | None = None) -> int:
         return ExitCode.USAGE
     try:
         result = app(args=args, prog_name="ant", standalone_mode=False, obj=env)
+    except NoArgsIsHelpError as e:
+        # `ant` or `ant admin` alone: the help is the answer, not an error message.
+        terminal.info(e.format_message().rstrip())
+        return ExitCode.USAGE
     except UsageError as e:
         command = e.ctx.command_path if e.ctx else "ant"
         terminal.error(f"{e.format_message()} (see '{command} --help')")

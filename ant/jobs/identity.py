@@ -41,7 +41,7 @@ class Identity:
 
 def user_label(username: str) -> str:
     """The ``ant.dev/created-by`` label value for a username (see module docstring)."""
-    if username and "_" not in username and LABEL_VALUE.match(username):
+    if username and "_" not in username and LABEL_VALUE.fullmatch(username):
         return username
     readable = _INVALID_RUN.sub("-", username)[:52].strip("-.") or "user"
     digest = hashlib.sha256(username.encode()).hexdigest()[:10]

@@ -176,18 +176,23 @@ def validate(spec: JobSpec) -> None:
         schema.validate_label(key, value)
     for key in spec.meta:
         schema.validate_meta_key(key)
+    # What the user wrote alone must fit; the full set is checked again when built.
+    schema.validate_annotations_size(
+        {schema.DESCRIPTION: spec.description}
+        | {schema.META_PREFIX + k: v for k, v in spec.meta.items()}
+    )
     for key, value in spec.node_selector.items():
         schema.validate_key(key, f"nodeSelector {key}")
         if len(value) > 63:
             raise ValidationError(f"nodeSelector {key}", "values are at most 63 characters")
     for key, qty in spec.resources.items():
         schema.validate_key(key, f"resource {key}")
-        if not QUANTITY.match(qty):
+        if not QUANTITY.fullmatch(qty):
             raise ValidationError(
                 f"resource {key}", f"{qty!r} is not a quantity", hint="e.g. 4, 500m, 16Gi"
             )
     for key in spec.env:
-        if not re.match(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", key):
+        if not re.fullmatch(r"[-._a-zA-Z][-._a-zA-Z0-9]*", key):
             raise ValidationError(f"env {key}", "not a valid environment variable name")
         if key.startswith("ANT_"):
             raise ValidationError(f"env {key}", "ANT_* variables are set by ant")

@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from ant.cli.completion import complete_job
 from ant.cli.context import App
 
 HELP = """Delete jobs: their StatefulSet (and so their pods) and Service.
@@ -14,7 +15,10 @@ Name jobs, or select them: --mine --all (every job of yours in the namespace),
 
 def delete(
     ctx: typer.Context,
-    jobs: Annotated[list[str] | None, typer.Argument(help="Job names.", show_default=False)] = None,
+    jobs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Job names.", show_default=False, autocompletion=complete_job),
+    ] = None,
     mine: Annotated[bool, typer.Option("--mine", help="With --all: your jobs.")] = False,
     all_jobs: Annotated[bool, typer.Option("--all", help="With --mine: all of them.")] = False,
     selector: Annotated[

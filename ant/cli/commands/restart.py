@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from ant.cli.completion import complete_job
 from ant.cli.context import App
 
 HELP = """Restart replicas: delete their pods so the StatefulSet recreates them.
@@ -13,7 +14,9 @@ Without --replica every pod is restarted, after confirmation."""
 
 def restart(
     ctx: typer.Context,
-    job: Annotated[str, typer.Argument(help="Job name.", show_default=False)],
+    job: Annotated[
+        str, typer.Argument(help="Job name.", show_default=False, autocompletion=complete_job)
+    ],
     replica: Annotated[
         list[int] | None, typer.Option("--replica", "-r", help="Replica index (repeatable).")
     ] = None,

@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from ant.cli.completion import complete_job
 from ant.cli.context import App
 from ant.cli.options import OutputFormat, output_option
 
@@ -12,7 +13,9 @@ HELP = "Show a job: its metadata, every replica, and recent events."
 
 def show(
     ctx: typer.Context,
-    job: Annotated[str, typer.Argument(help="Job name.", show_default=False)],
+    job: Annotated[
+        str, typer.Argument(help="Job name.", show_default=False, autocompletion=complete_job)
+    ],
     output: Annotated[
         OutputFormat,
         output_option(OutputFormat.table, OutputFormat.json, OutputFormat.yaml),

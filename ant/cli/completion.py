@@ -1,0 +1,137 @@
+"""Shell completion of job names, from the cluster: fast, or nothing at all.
+
+The shell runs ``ant`` with ``_ANT_COMPLETE=complete_<shell>`` on every TAB, so this
+must never hang a prompt nor print a traceback into it: one attempt per request, a
+short timeout, a hard deadline for the whole lookup, and any failure means "no
+suggestions".
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import typer
+
+from ant.cli.environment import Environment
+
+TIMEOUT = 2.0  # seconds, per request and for the whole lookup
+_OPTION_VARS = {
+    "--context": "ANT_CONTEXT",
+    "--kubeconfig": "ANT_KUBECONFIG",
+    "-n": "ANT_NAMESPACE",
+    "--namespace": "ANT_NAMESPACE",
+}
+
+
+def complete_job(ctx: typer.Context, incomplete: str) -> list[tuple[str, str] | str]:
+    """The user's jobs in the namespace whose names start with ``incomplete``."""
+    found: list[tuple[str, str] | str] = []
+
+    def lookup() -> None:
+        try:
+            found.extend(_jobs(ctx, incomplete))
+        except Exception:
+            found.clear()
+
+    worker = threading.Thread(target=lookup, daemon=True, name="ant-complete")
+    worker.start()
+    worker.join(TIMEOUT + 0.5)
+    return [] if worker.is_alive() else found
+
+
+def _jobs(ctx: typer.Context, incomplete: str) -> list[tuple[str, str] | str]:
+    from ant.jobs import schema
+    from ant.jobs.identity import whoami
+    from ant.kube import config
+    from ant.kube import resources as r
+    from ant.kube.client import Client
+    from ant.kube.transport import RetryPolicy, Transport
+
+    root = ctx.find_root()
+    env_vars: Mapping[str, str] = root.obj.vars if isinstance(root.obj, Environment) else os.environ
+    options = _global_options(root.params, env_vars)
+    kc = config.load(options.get("--kubeconfig"), options.get("--context"), env_vars)
+    client = Client(
+        Transport.from_kubeconfig(
+            kc, timeout=TIMEOUT, connect_timeout=TIMEOUT, retry=RetryPolicy(attempts=1)
+        )
+    )
+    try:
+        namespace = options.get("--namespace") or kc.namespace
+        user_label = whoami(client).label
+        listed = client.list_metadata(
+            r.STATEFULSETS, namespace, label_selector=schema.mine_selector(user_label)
+        )
+    finally:
+        client.transport.close()
+    typed = set(_already_typed(ctx))
+    out: list[tuple[str, str] | str] = []
+    for item in sorted(listed.items, key=lambda i: i.metadata.name):
+        name = item.metadata.name
+        if not name.startswith(incomplete) or name in typed:
+            continue
+        description = item.metadata.annotations.get(schema.DESCRIPTION, "")
+        out.append((name, " ".join(description.split())[:80]) if description else name)
+    return out
+
+
+def _global_options(params: Mapping[str, Any], env_vars: Mapping[str, str]) -> dict[str, str]:
+    """--context, --kubeconfig and --namespace as ant would see them for this command line.
+
+    ant accepts them after the command name too (``ant logs -n x <TAB>``), which only
+    ``ant.cli.main`` understands; the words typed so far come from the shell's variables.
+    """
+    from ant.cli.main import hoist_global_options
+
+    typed = _option_values(hoist_global_options(_typed_words(env_vars)))
+    out: dict[str, str] = {}
+    for option, param in (
+        ("--context", "context"),
+        ("--kubeconfig", "kubeconfig"),
+        ("--namespace", "namespace"),
+    ):
+        value = typed.get(option) or params.get(param) or env_vars.get(_OPTION_VARS[option])
+        if value:
+            out[option] = str(value)
+    return out
+
+
+def _typed_words(env_vars: Mapping[str, str]) -> list[str]:
+    """The words before the one being completed, without the program name."""
+    from typer._click.shell_completion import split_arg_string
+
+    if "COMP_WORDS" in env_vars:  # bash
+        words = split_arg_string(env_vars["COMP_WORDS"])
+        try:
+            cword = int(env_vars.get("COMP_CWORD", len(words)))
+        except ValueError:
+            cword = len(words)
+        return words[1:cword]
+    line = env_vars.get("_TYPER_COMPLETE_ARGS", "")  # zsh, fish
+    words = split_arg_string(line)
+    if words and not line.endswith(" "):
+        words = words[:-1]
+    return words[1:]
+
+
+def _option_values(words: Sequence[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    i = 0
+    while i < len(words):
+        name, eq, value = words[i].partition("=")
+        if name in _OPTION_VARS:
+            if not eq:
+                value = words[i + 1] if i + 1 < len(words) else ""
+                i += 1
+            values["--namespace" if name == "-n" else name] = value
+        i += 1
+    return values
+
+
+def _already_typed(ctx: typer.Context) -> list[str]:
+    """Job names already on the command line (``ant delete a b <TAB>``)."""
+    value = ctx.params.get("jobs")
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list | tuple) else []
