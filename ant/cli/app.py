@@ -8,7 +8,19 @@ import typer
 from typer._click.core import ParameterSource
 
 from ant import __version__
-from ant.cli.commands import admin, delete, list, logs, restart, show, submit, whoami
+from ant.cli.commands import (
+    admin,
+    delete,
+    list,
+    logs,
+    restart,
+    rollback,
+    rollout,
+    show,
+    submit,
+    update,
+    whoami,
+)
 from ant.cli.context import App, GlobalOptions
 from ant.cli.environment import Environment
 
@@ -96,6 +108,9 @@ app.command("list", help=list.HELP)(list.list_jobs)
 app.command("show", help=show.HELP)(show.show)
 app.command("logs", help=logs.HELP)(logs.logs)
 app.command("restart", help=restart.HELP)(restart.restart)
+app.command("update", help=update.HELP)(update.update)
+app.add_typer(rollout.rollout, name="rollout")
+app.command("rollback", help=rollback.HELP)(rollback.rollback)
 app.command("delete", help=delete.HELP)(delete.delete)
 app.add_typer(admin.admin, name="admin")
 app.command("whoami", help="Show who the API server says you are, and your ant user label.")(

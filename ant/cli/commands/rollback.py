@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ant.cli.completion import complete_job
+from ant.cli.context import App
+
+HELP = """Restore the pod template of the job's previous revision.
+
+Like 'ant update', nothing restarts: 'ant rollout JOB' then replaces the pods (those
+still on the restored revision are left alone). --to-revision picks another revision
+by number ('ant rollout status JOB' lists them)."""
+
+
+def rollback(
+    ctx: typer.Context,
+    job: Annotated[
+        str,
+        typer.Argument(
+            help="Job name (or statefulset/NAME).", show_default=False, autocompletion=complete_job
+        ),
+    ],
+    to_revision: Annotated[
+        int | None,
+        typer.Option("--to-revision", help="Revision number to restore.", show_default=False),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the diff of the pod template; change nothing.")
+    ] = False,
+) -> None:
+    from ant.jobs import rollout as ro
+    from ant.jobs.identity import whoami
+
+    app: App = ctx.obj
+    by = "" if dry_run else whoami(app.client).username
+    with app.terminal.status(f"rolling back {job}"):
+        result = ro.rollback(
+            app.client, app.namespace, job, by=by, to_revision=to_revision, dry_run=dry_run
+        )
+    restored = result.restored
+    assert restored is not None
+    what = f"revision {restored.number} ({restored.name})"
+    if not result.written:
+        app.terminal.line(f"job/{result.name} is already on {what}")
+        return
+    if dry_run:
+        app.terminal.info(f"would restore {what}")
+        app.terminal.write(result.diff)
+        return
+    app.terminal.line(f"job/{result.name} rolled back to {what} (was {result.previous_revision})")
+    app.terminal.info(f"nothing restarted: 'ant rollout {job}' replaces the pods")
