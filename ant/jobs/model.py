@@ -84,10 +84,16 @@ class Job:
     pods: tuple[Replica, ...] = ()
     uid: str = ""
     resource_version: str = ""
+    sweep: str = ""
 
     @property
     def nodes(self) -> int:
         return len({p.node for p in self.pods if p.node})
+
+    @property
+    def last_preempted_at(self) -> datetime | None:
+        """When the last counted preemption happened (``ant.dev/last-preempted-at``)."""
+        return parse_time(self.annotations.get(schema.LAST_PREEMPTED_AT, ""))
 
     def to_json(self) -> dict[str, Any]:
         """One item of ``ant list -o json`` (apiVersion ant.dev/v1, kind JobList): stable."""
@@ -105,6 +111,9 @@ class Job:
             "labels": dict(self.labels),
             "meta": dict(self.meta),
             "description": self.description,
+            "sweep": self.sweep or None,
+            "preemptions": self.preemptions,
+            "lastPreemptedAt": _iso(self.last_preempted_at),
         }
 
 
@@ -150,7 +159,16 @@ def job_from(sts: Any, pods: Iterable[Any]) -> Job:
         pods=tuple(replicas),
         uid=meta.uid,
         resource_version=meta.resourceVersion,
+        sweep=labels.get(schema.SWEEP, ""),
     )
+
+
+API_VERSION = "ant.dev/v1"
+
+
+def job_list_document(jobs: Sequence[Job]) -> dict[str, Any]:
+    """``ant list -o json`` (and the cache's job endpoint in JSON): kind JobList."""
+    return {"apiVersion": API_VERSION, "kind": "JobList", "items": [j.to_json() for j in jobs]}
 
 
 def jobs_from(statefulsets: Sequence[Any], pods: Iterable[Any]) -> list[Job]:
@@ -224,6 +242,14 @@ def _reason(pod: Any, scheduled_cond: Any) -> tuple[str, str, bool]:
 
 def _time(t: Any) -> datetime | None:
     return datetime.fromtimestamp(t.seconds, UTC) if t.seconds else None
+
+
+def parse_time(text: str) -> datetime | None:
+    """An RFC 3339 time as ant writes it (``Z``, optional fraction); ``None`` if unreadable."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
 
 
 def _iso(t: datetime | None) -> str | None:

@@ -1,0 +1,546 @@
+"""Waiting for capacity: the queue of jobs with unscheduled pods, and preemption tracking.
+
+The queue (``ant queue``) is built from one LIST each of ant's StatefulSets, the pods
+that hold or want resources (not Succeeded/Failed), the nodes and the PriorityClasses,
+run concurrently and joined in memory:
+
+- a job waits when some of its pods are not scheduled (not bound to a node);
+- the order is the scheduler's: pod priority (highest first), then submission time
+  (oldest first; ties within a second by namespace and name). Among pods of equal
+  priority the real scheduler orders by when each pod last entered its queue, which
+  for pods that keep waiting follows submission order; see docs/queueing.md;
+- a job with some pods scheduled and some not is *partial*: a training job needs all
+  its pods, so what the scheduled ones hold is idle;
+- the scheduler's reason is the ``PodScheduled=False`` condition of the job's first
+  unscheduled pod (e.g. ``0/8 nodes are available: 8 Insufficient google.com/tpu.``);
+- capacity per accelerator resource: allocatable on Ready, schedulable nodes, and what
+  the pods in scope request, scheduled and pending.
+
+Preemptions. When the scheduler preempts a pod, it gives the victim a ``DisruptionTarget``
+condition (reason ``PreemptionByScheduler``), deletes it, and records a ``Preempted``
+event on it; the StatefulSet then creates a new pod, which waits. Pods are recreated and
+events expire (1 h by default), so the job's StatefulSet keeps the tally:
+``ant.dev/preemptions`` (how many times the job was preempted) and
+``ant.dev/last-preempted-at`` (the newest preemption counted, microseconds).
+
+*Who writes it*: every read that can see it, cheaply and idempotently: ``ant list``,
+``ant show`` and ``ant queue`` list the ``Preempted`` pod events in their scope (one
+more LIST, with a field selector), merge them with the pods' ``DisruptionTarget``
+conditions by pod uid, and patch the StatefulSets whose tally lags, with a
+resourceVersion precondition (a conflict is retried once on a fresh read; a refusal
+is ignored: the count shown is computed either way). Counting is idempotent because
+only preemptions newer than ``last-preempted-at`` count. A *time* the job was
+preempted is one burst of preemptions: victims of one job less than
+``PREEMPTION_GAP`` apart count once (a 16-pod job losing all its pods to one
+high-priority job was preempted once, not 16 times).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+from ant.errors import AntError, Conflict, Forbidden, ValidationError
+from ant.jobs import schema
+from ant.jobs.model import Job, JobStatus, job_from, jobs_from, parse_time
+from ant.jobs.spec import GPU_RESOURCE, TPU_RESOURCE
+from ant.kube import resources as r
+from ant.kube.client import Client
+
+ACCELERATORS = (TPU_RESOURCE, GPU_RESOURCE)
+PREEMPTION_GAP = timedelta(seconds=30)
+# Pods that hold or want resources: finished ones hold nothing.
+LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+PREEMPTED_EVENTS = "reason=Preempted,involvedObject.kind=Pod"
+
+_QUANTITY = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))([eE][+-]?\d+|[KMGTPE]i|[numkMGTPE])?$")
+_SUFFIX = {
+    "": Fraction(1),
+    "n": Fraction(1, 10**9),
+    "u": Fraction(1, 10**6),
+    "m": Fraction(1, 1000),
+    "k": Fraction(10**3),
+    "M": Fraction(10**6),
+    "G": Fraction(10**9),
+    "T": Fraction(10**12),
+    "P": Fraction(10**15),
+    "E": Fraction(10**18),
+    "Ki": Fraction(2**10),
+    "Mi": Fraction(2**20),
+    "Gi": Fraction(2**30),
+    "Ti": Fraction(2**40),
+    "Pi": Fraction(2**50),
+    "Ei": Fraction(2**60),
+}
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """One job of the queue."""
+
+    position: int  # 1-based, among every waiting job in scope (before any user filter)
+    job: Job
+    priority_value: int
+    pending: int  # pods not scheduled
+    replicas: int
+    requests: Mapping[str, Fraction]  # per pod
+    waiting_since: datetime | None
+    reason: str
+    message: str
+
+    @property
+    def partial(self) -> bool:
+        return 0 < self.pending < self.replicas
+
+    @property
+    def scheduled(self) -> int:
+        return self.replicas - self.pending
+
+    def pending_requests(self, resource: str) -> Fraction:
+        return self.requests.get(resource, Fraction(0)) * self.pending
+
+    def held(self, resource: str) -> Fraction:
+        """What the scheduled pods hold (idle until the whole job is scheduled)."""
+        return self.requests.get(resource, Fraction(0)) * self.scheduled
+
+
+@dataclass(frozen=True)
+class Capacity:
+    resource: str
+    allocatable: Fraction
+    nodes: int  # Ready, schedulable nodes offering the resource
+    running: Fraction  # requested by scheduled pods in scope
+    pending: Fraction  # requested by unscheduled pods in scope
+
+    @property
+    def free(self) -> Fraction:
+        return max(Fraction(0), self.allocatable - self.running)
+
+
+@dataclass(frozen=True)
+class Queue:
+    namespace: str | None  # None: every namespace
+    items: tuple[Waiting, ...]
+    capacity: tuple[Capacity, ...] = ()
+    nodes_visible: bool = True  # False: listing nodes was forbidden, capacity unknown
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+# ---- reading ---------------------------------------------------------------------------
+def get_queue(
+    client: Client,
+    namespace: str | None,
+    *,
+    user_label: str | None = None,
+    resources: Sequence[str] = (),
+    track_preemptions: bool = True,
+) -> Queue:
+    """The waiting jobs in ``namespace`` (None: all), optionally only one user's."""
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        statefulsets = pool.submit(
+            client.list, r.STATEFULSETS, namespace, label_selector=schema.mine_selector()
+        )
+        pods = pool.submit(client.list, r.PODS, namespace, field_selector=LIVE_PODS)
+        nodes = pool.submit(_optional_list, client, r.NODES)
+        classes = pool.submit(_optional_list, client, r.PRIORITY_CLASSES)
+        events = pool.submit(preemption_events, client, namespace) if track_preemptions else None
+        pod_items = pods.result().items
+        ant_pods = [p for p in pod_items if _is_ant_pod(p)]
+        jobs = jobs_from(statefulsets.result().items, ant_pods)
+        if events is not None:
+            jobs = record_preemptions(client, jobs, events.result(), ant_pods)
+        node_items = nodes.result()
+        queue = build_queue(
+            statefulsets.result().items,
+            jobs,
+            pod_items,
+            node_items or [],
+            classes.result() or [],
+            namespace=namespace,
+            resources=resources,
+        )
+    if node_items is None:
+        queue = replace(queue, nodes_visible=False)
+    return only_user(queue, user_label) if user_label else queue
+
+
+def only_user(queue: Queue, user_label: str) -> Queue:
+    """One user's waiting jobs; positions stay those in the whole queue."""
+    return replace(queue, items=tuple(w for w in queue.items if w.job.user == user_label))
+
+
+def _optional_list(client: Client, resource: Any) -> list[Any] | None:
+    """A cluster-scoped list a user may not be allowed to read: None when forbidden."""
+    try:
+        return list(client.list(resource).items)
+    except Forbidden:
+        return None
+
+
+def _is_ant_pod(pod: Any) -> bool:
+    return bool(pod.metadata.labels.get(schema.MANAGED_BY) == schema.MANAGED_BY_VALUE)
+
+
+def build_queue(
+    statefulsets: Sequence[Any],
+    jobs: Sequence[Job],
+    pods: Iterable[Any],
+    nodes: Iterable[Any],
+    priority_classes: Iterable[Any],
+    *,
+    namespace: str | None,
+    resources: Sequence[str] = (),
+    now: datetime | None = None,
+) -> Queue:
+    """Pure: the queue from listed objects (``jobs`` from ``jobs_from`` over the same lists)."""
+    pods = list(pods)
+    nodes = list(nodes)
+    class_values = {pc.metadata.name: pc.value for pc in priority_classes}
+    templates = {
+        (s.metadata.namespace, s.metadata.name): s.spec.template.spec for s in statefulsets
+    }
+    pods_by_job: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for pod in pods:
+        job = pod.metadata.labels.get(schema.JOB)
+        if job and _is_ant_pod(pod):
+            pods_by_job[(pod.metadata.namespace, job)].append(pod)
+
+    waiting: list[tuple[tuple[Any, ...], Waiting]] = []
+    for job in jobs:
+        if job.status is JobStatus.TERMINATING or job.pending == 0:
+            continue
+        key = (job.namespace, job.name)
+        template = templates.get(key)
+        job_pods = pods_by_job.get(key, [])
+        value = _priority_value(template, job_pods, class_values)
+        unscheduled = sorted(
+            (
+                p
+                for p in job_pods
+                if not p.spec.nodeName and not p.metadata.HasField("deletionTimestamp")
+            ),
+            key=_pod_index,
+        )
+        reason, message = _scheduler_reason(unscheduled, job)
+        since = [_time(p.metadata.creationTimestamp) for p in unscheduled]
+        waiting_since = min((t for t in since if t), default=None) or job.created_at
+        submitted = parse_time(job.annotations.get(schema.SUBMITTED_AT, "")) or job.created_at
+        item = Waiting(
+            position=0,
+            job=job,
+            priority_value=value,
+            pending=job.pending,
+            replicas=job.replicas,
+            requests=pod_requests(template) if template is not None else {},
+            waiting_since=waiting_since,
+            reason=reason,
+            message=message,
+        )
+        sort_key = (-value, submitted or datetime.max.replace(tzinfo=UTC), job.namespace, job.name)
+        waiting.append((sort_key, item))
+    waiting.sort(key=lambda pair: pair[0])
+    items = tuple(replace(w, position=i) for i, (_, w) in enumerate(waiting, start=1))
+    wanted = list(resources) or _accelerators_in(nodes, pods)
+    return Queue(
+        namespace=namespace,
+        items=items,
+        capacity=tuple(capacity(res, nodes, pods) for res in wanted),
+        now=now or datetime.now(UTC),
+    )
+
+
+def _priority_value(template: Any, pods: Sequence[Any], class_values: Mapping[str, int]) -> int:
+    """The pods' priority as admission set it; else their PriorityClass's value."""
+    for pod in pods:
+        if pod.spec.HasField("priority"):
+            return int(pod.spec.priority)
+    if template is not None:
+        name = template.priorityClassName
+        if name in class_values:
+            return int(class_values[name])
+        from ant.jobs.priorities import LEVELS
+
+        for level in LEVELS:
+            if level.name == name:
+                return level.value
+    return 0
+
+
+def _scheduler_reason(unscheduled: Sequence[Any], job: Job) -> tuple[str, str]:
+    for pod in unscheduled:
+        for c in pod.status.conditions:
+            if c.type == "PodScheduled" and c.status == "False":
+                return c.reason, " ".join(c.message.split())
+    missing = job.replicas - len({p.index for p in job.pods if not p.terminating})
+    if missing > 0:
+        return "NotCreated", f"{missing} pod(s) not created yet (ant show {job.name})"
+    return "", ""
+
+
+def _pod_index(pod: Any) -> int:
+    text = pod.metadata.labels.get(schema.POD_INDEX) or pod.metadata.name.rpartition("-")[2]
+    return int(text) if text.isdigit() else 0
+
+
+# ---- resources -------------------------------------------------------------------------
+def parse_quantity(text: str) -> Fraction:
+    """A Kubernetes quantity (``4``, ``500m``, ``64Gi``, ``1e3``) as an exact number."""
+    found = _QUANTITY.match(text.strip())
+    if not found:
+        raise ValidationError("quantity", f"{text!r} is not a quantity")
+    number, suffix = found.group(1), found.group(2) or ""
+    if suffix[:1] in ("e", "E"):
+        return Fraction(number) * Fraction(10) ** int(suffix[1:])
+    return Fraction(number) * _SUFFIX[suffix]
+
+
+def _quantities(mapping: Mapping[str, Any]) -> dict[str, Fraction]:
+    out: dict[str, Fraction] = {}
+    for name, q in mapping.items():
+        try:
+            out[name] = parse_quantity(q.string)
+        except ValidationError:
+            continue
+    return out
+
+
+def pod_requests(pod_spec: Any) -> dict[str, Fraction]:
+    """What the scheduler reserves for a pod: containers (plus sidecars) or the largest
+    init container, whichever is more, plus overhead; pod-level requests where given."""
+    total: dict[str, Fraction] = defaultdict(Fraction)
+    for c in pod_spec.containers:
+        for k, v in _quantities(c.resources.requests).items():
+            total[k] += v
+    sidecars: dict[str, Fraction] = defaultdict(Fraction)
+    init_peak: dict[str, Fraction] = defaultdict(Fraction)
+    for c in pod_spec.initContainers:
+        requests = _quantities(c.resources.requests)
+        if c.restartPolicy == "Always":  # a sidecar: runs alongside the containers
+            for k, v in requests.items():
+                sidecars[k] += v
+        else:
+            for k, v in requests.items():
+                init_peak[k] = max(init_peak[k], v + sidecars[k])
+    for k, v in sidecars.items():
+        total[k] += v
+    for k, v in init_peak.items():
+        total[k] = max(total[k], v)
+    for k, v in _quantities(pod_spec.resources.requests).items():
+        total[k] = v
+    for k, v in _quantities(pod_spec.overhead).items():
+        total[k] += v
+    return {k: v for k, v in total.items() if v}
+
+
+def node_ready(node: Any) -> bool:
+    if node.spec.unschedulable:
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
+
+
+def capacity(resource: str, nodes: Iterable[Any], pods: Iterable[Any]) -> Capacity:
+    allocatable, count = Fraction(0), 0
+    for node in nodes:
+        q = node.status.allocatable.get(resource)
+        if q is None or not node_ready(node):
+            continue
+        amount = parse_quantity(q.string)
+        if amount:
+            allocatable += amount
+            count += 1
+    running, pending = Fraction(0), Fraction(0)
+    for pod in pods:
+        if pod.status.phase in ("Succeeded", "Failed"):
+            continue
+        amount = pod_requests(pod.spec).get(resource, Fraction(0))
+        if pod.spec.nodeName:
+            running += amount
+        elif not pod.metadata.HasField("deletionTimestamp"):
+            pending += amount
+    return Capacity(resource, allocatable, count, running, pending)
+
+
+def _accelerators_in(nodes: Sequence[Any], pods: Sequence[Any]) -> list[str]:
+    """The accelerator resources nodes offer or pods ask for; TPUs when there are none."""
+    seen = {k for n in nodes for k in n.status.allocatable if k in ACCELERATORS}
+    for pod in pods:
+        seen.update(k for k in pod_requests(pod.spec) if k in ACCELERATORS)
+    return [a for a in ACCELERATORS if a in seen] or [TPU_RESOURCE]
+
+
+# ---- preemptions -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Preemption:
+    """One preempted pod, from its ``Preempted`` event or its ``DisruptionTarget`` condition."""
+
+    namespace: str
+    pod: str
+    pod_uid: str
+    at: datetime
+    message: str = ""
+
+
+def preemption_events(client: Client, namespace: str | None) -> list[Any]:
+    """The scheduler's ``Preempted`` pod events in scope; none if events cannot be read."""
+    try:
+        return list(client.list(r.EVENTS, namespace, field_selector=PREEMPTED_EVENTS).items)
+    except Forbidden:
+        return []
+
+
+def preemptions_in(events: Iterable[Any], pods: Iterable[Any] = ()) -> list[Preemption]:
+    """Preempted pods, one per pod uid (an event wins over a condition: finer time)."""
+    found: dict[str, Preemption] = {}
+    for e in events:
+        if e.reason != "Preempted" or e.involvedObject.kind != "Pod":
+            continue
+        at = _event_time(e)
+        obj = e.involvedObject
+        key = obj.uid or f"{obj.namespace}/{obj.name}@{at}"
+        if at is not None and key not in found:
+            found[key] = Preemption(obj.namespace, obj.name, obj.uid, at, e.message)
+    for pod in pods:
+        for c in pod.status.conditions:
+            if (
+                c.type == "DisruptionTarget"
+                and c.status == "True"
+                and c.reason == "PreemptionByScheduler"
+            ):
+                at = _time(c.lastTransitionTime)
+                meta = pod.metadata
+                if at is not None and meta.uid not in found:
+                    found[meta.uid] = Preemption(meta.namespace, meta.name, meta.uid, at, c.message)
+    return sorted(found.values(), key=lambda p: p.at)
+
+
+def count_preemptions(
+    count: int,
+    last_at: datetime | None,
+    times: Iterable[datetime],
+    created_at: datetime | None = None,
+    gap: timedelta = PREEMPTION_GAP,
+) -> tuple[int, datetime | None]:
+    """Advance a job's tally with preemption times: pure and idempotent.
+
+    Times not after ``last_at`` were counted already; times before the job existed
+    belong to an earlier job of the same name. A time more than ``gap`` after the
+    previous one starts a new preemption; closer ones belong to the same one.
+    """
+    for t in sorted(times):
+        if created_at is not None and t < created_at:
+            continue
+        if last_at is not None and t <= last_at:
+            continue
+        if last_at is None or t - last_at > gap:
+            count += 1
+        last_at = t
+    return count, last_at
+
+
+def tally_preemptions(
+    jobs: Sequence[Job], events: Iterable[Any], pods: Iterable[Any] = ()
+) -> list[Job]:
+    """Pure: ``jobs`` with their tally advanced by the preemptions the events and pods show."""
+    times = _preemption_times(events, pods)
+    return [_with_tally(job, times.get((job.namespace, job.name), ())) for job in jobs]
+
+
+def record_preemptions(
+    client: Client, jobs: Sequence[Job], events: Iterable[Any], pods: Iterable[Any] = ()
+) -> list[Job]:
+    """``jobs`` with their preemption tally brought up to date, persisting what changed."""
+    times = _preemption_times(events, pods)
+    out = list(jobs)
+    stale: list[tuple[Job, Sequence[datetime]]] = []
+    for i, job in enumerate(jobs):
+        job_times = times.get((job.namespace, job.name), ())
+        updated = _with_tally(job, job_times)
+        if updated is not job:
+            stale.append((job, job_times))
+            out[i] = updated
+    if stale:
+        with ThreadPoolExecutor(max_workers=min(8, len(stale))) as pool:
+            for _ in pool.map(lambda pair: _persist(client, *pair), stale):
+                pass
+    return out
+
+
+def _preemption_times(
+    events: Iterable[Any], pods: Iterable[Any]
+) -> dict[tuple[str, str], list[datetime]]:
+    by_job: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    for p in preemptions_in(events, pods):
+        by_job[(p.namespace, job_of_pod(p.pod))].append(p.at)
+    return by_job
+
+
+def _with_tally(job: Job, times: Sequence[datetime]) -> Job:
+    if not times:
+        return job
+    count, last = count_preemptions(job.preemptions, job.last_preempted_at, times, job.created_at)
+    if count == job.preemptions and last == job.last_preempted_at:
+        return job
+    annotations = {**job.annotations, **_tally_annotations(count, last)}
+    return replace(job, preemptions=count, annotations=annotations)
+
+
+def _tally_annotations(count: int, last: datetime | None) -> dict[str, str]:
+    stamp = last.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if last else ""
+    return {schema.PREEMPTIONS: str(count), schema.LAST_PREEMPTED_AT: stamp}
+
+
+def _persist(client: Client, job: Job, times: Sequence[datetime]) -> None:
+    """Merge-patch the tally with a resourceVersion precondition; one retry on conflict."""
+    for attempt in range(2):
+        updated = _with_tally(job, times)
+        if updated is job:
+            return
+        patch = {
+            "metadata": {
+                "resourceVersion": job.resource_version,
+                "annotations": _tally_annotations(updated.preemptions, updated.last_preempted_at),
+            }
+        }
+        try:
+            client.patch(r.STATEFULSETS, job.name, patch, job.namespace)
+            return
+        except Conflict:
+            if attempt:
+                return
+            try:
+                job = job_from(client.get(r.STATEFULSETS, job.name, job.namespace), [])
+            except AntError:
+                return
+        except AntError:
+            return  # not ours to write (403), gone, unreachable: the count shown is computed
+
+
+def job_of_pod(pod_name: str) -> str:
+    """``bert-12`` -> ``bert``: a StatefulSet pod's job; empty for other names."""
+    job, _, ordinal = pod_name.rpartition("-")
+    return job if ordinal.isdigit() else ""
+
+
+def _time(t: Any) -> datetime | None:
+    if not t.seconds:
+        return None
+    return datetime.fromtimestamp(t.seconds, UTC) + timedelta(microseconds=t.nanos // 1000)
+
+
+def _event_time(e: Any) -> datetime | None:
+    for t in (e.eventTime, e.lastTimestamp, e.firstTimestamp, e.metadata.creationTimestamp):
+        found = _time(t)
+        if found is not None:
+            return found
+    return None
+
+
+def refresh_preemptions(client: Client, job: Job) -> Job:
+    """One job's tally brought up to date from its namespace's Preempted events (ant show)."""
+    return record_preemptions(client, [job], preemption_events(client, job.namespace))[0]
