@@ -177,7 +177,13 @@ class Terminal:
     def yaml(self, obj: Any) -> None:
         import yaml
 
-        self.write(yaml.safe_dump(obj, sort_keys=False, default_flow_style=False))
+        class PlainDumper(yaml.SafeDumper):
+            # A dict shared by several objects (one labels map on Service, StatefulSet
+            # and pod template) must print in full each time, not as &id001/*id001.
+            def ignore_aliases(self, data: Any) -> bool:
+                return True
+
+        self.write(yaml.dump(obj, Dumper=PlainDumper, sort_keys=False, default_flow_style=False))
 
     def table(self, columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> None:
         """kubectl-style columns; coloured cells on a TTY, plain and stable when piped."""

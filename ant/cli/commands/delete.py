@@ -55,9 +55,12 @@ def delete(
     question = f"Delete {len(names)} job(s) in {app.namespace} ({shown})?"
     if not app.terminal.confirm(question, assume_yes=yes):
         raise Aborted("nothing deleted")
-    for name in names:
-        lifecycle.delete_job(app.client, app.namespace, name)
-        app.terminal.line(f"job/{name} deleted")
+    lifecycle.delete_jobs(
+        app.client,
+        app.namespace,
+        names,
+        on_deleted=lambda name: app.terminal.line(f"job/{name} deleted"),
+    )
     if wait:
         with app.terminal.status(f"waiting for the pods of {len(names)} job(s) to go"):
             lifecycle.wait_gone(app.client, app.namespace, names, wait_seconds)
