@@ -26,7 +26,8 @@ CLI turns them into one line on stderr and a process exit code.
     │   └── RequestTimeout .............. 6  UNAVAILABLE
     ├── DecodeError ..................... 1  ERROR        a body ant cannot decode
     ├── Aborted ......................... 1  ERROR        the user said no at a prompt
-    └── RolloutPaused ................... 7  PAUSED       a rollout stopped on an unhealthy pod
+    ├── RolloutPaused ................... 7  PAUSED       a rollout stopped on an unhealthy pod
+    └── SweepFailed (ant.jobs.sweep) .... the code of the first failure; names what was created
 """
 
 from __future__ import annotations
