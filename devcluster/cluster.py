@@ -5,6 +5,9 @@
     cluster.py down     stop every process it started and remove its state
     cluster.py status   show what runs (exit 0 only when everything runs)
     cluster.py env      print `export KUBECONFIG=...`
+    cluster.py restart-apiserver [--down-seconds S]
+                        kill the apiserver (SIGKILL, a crash), keep etcd and its data, start
+                        it again after S seconds; returns once it is ready (for fault tests)
 
 The cluster is made of real upstream binaries built by devcluster/build.sh: etcd,
 kube-apiserver, kube-controller-manager, kube-scheduler, and a kwok controller
@@ -1267,6 +1270,51 @@ def cmd_status(layout: Layout) -> int:
     return 1
 
 
+def cmd_restart_apiserver(layout: Layout, down_seconds: float = 0.0) -> int:
+    """Kill the running apiserver, wait, start it again with the same flags and data."""
+    with locked(layout):
+        info = read_cluster_json(layout)
+        if not info:
+            log("the dev cluster is not up; run `make cluster-up`")
+            return 3
+        pid = recorded_pids(layout).get("kube-apiserver")
+        if pid is not None and is_ours(pid, layout):
+            stop_pids([pid], layout, timeout=0.0)  # SIGTERM then SIGKILL at once: a crash
+        time.sleep(max(0.0, down_seconds))
+        bin_dir, ports = Path(info["bin_dir"]), info["ports"]
+        server, ca = info["server"], Path(info["ca"])
+        token = Path(info["users"]["admin"]["token_file"]).read_text().strip()
+        starter = Starter(layout, bin_dir, ports, time.monotonic() + START_TIMEOUT, {})
+        try:
+            deadline = time.monotonic() + 15
+            while True:  # the killed process's listening socket may take a moment to go
+                try:
+                    check_ports({"kube-apiserver": ports["kube-apiserver"]})
+                    break
+                except StartError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            starter.start("kube-apiserver")
+
+            def readyz() -> str | None:
+                status, body = http("GET", server + "/readyz", ca=ca, token=token)
+                return None if status == 200 else f"HTTP {status}: {body[-300:]!r}"
+
+            starter.wait("kube-apiserver", "kube-apiserver /readyz", readyz)
+        except StartError as err:
+            log(f"failed to restart kube-apiserver: {err}")
+            log_path = layout.log_file("kube-apiserver")
+            log(f"log file: {log_path}\n  last lines:\n{tail(log_path)}")
+            return 1
+        info["components"]["kube-apiserver"]["pid"] = starter.started["kube-apiserver"]
+        tmp = layout.cluster_json.with_suffix(".tmp")
+        write_private(tmp, json.dumps(info, indent=2) + "\n", 0o644)
+        tmp.replace(layout.cluster_json)
+    log(f"kube-apiserver restarted (pid {starter.started['kube-apiserver']})")
+    return 0
+
+
 def cmd_env(layout: Layout) -> int:
     if not layout.cluster_json.exists():
         log("the dev cluster is not up; run `make cluster-up`")
@@ -1277,9 +1325,17 @@ def cmd_env(layout: Layout) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["up", "down", "status", "env"])
+    parser.add_argument("command", choices=["up", "down", "status", "env", "restart-apiserver"])
+    parser.add_argument(
+        "--down-seconds",
+        type=float,
+        default=0.0,
+        help="restart-apiserver: how long the apiserver stays down",
+    )
     args = parser.parse_args(argv)
     layout = Layout(default_state_dir())
+    if args.command == "restart-apiserver":
+        return cmd_restart_apiserver(layout, args.down_seconds)
     commands = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env}
     return commands[args.command](layout)
 

@@ -1,0 +1,159 @@
+"""The job endpoint's rows: ``ant list`` computed next to the data.
+
+The same query ant makes against the API server (StatefulSets and pods by ant's label
+selector, optionally one user's), answered from the store's indexes and joined by
+``ant.jobs.model.jobs_from``, so a row's status follows exactly the rules ``ant list``
+applies. The preemption tally is brought up to date in memory from the cached
+``Preempted`` events, as ``ant list`` does (the cache never writes it back: it only reads).
+
+Two views: ``table`` (the columns of ``ant list``'s table) and ``full`` (also every label
+and annotation of the StatefulSet, from which the client derives the rest of a job for
+``-o wide|json|yaml``). In JSON the answer is ``ant list -o json``'s document.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from ant.cache.selectors import FieldSelector, LabelSelector, parse_fields
+from ant.cache.store import Store, decode
+from ant.jobs import schema
+from ant.jobs.model import Job, jobs_from
+
+VIEWS = ("table", "full")
+API_VERSION = "ant.dev/v1"
+KIND = "JobList"
+
+
+def query_selector(user_label: str | None, selector: str | None) -> str:
+    """The label selector ``ant list`` sends for these options."""
+    return schema.mine_selector(user_label, selector)
+
+
+@dataclass(frozen=True)
+class Rows:
+    jobs: list[Job]
+    resource_version: str
+    # (namespace, name) -> the StatefulSet's labels, all of them (Job.labels omits ant's)
+    labels: dict[tuple[str, str], dict[str, str]]
+
+
+def compute(
+    store: Store,
+    namespace: str | None,
+    selector: LabelSelector,
+    statuses: frozenset[str],
+    *,
+    events: bool = True,
+) -> Rows:
+    """ant's jobs in ``namespace`` (None: all) matching ``selector``, sorted by name.
+
+    ``events``: count preemptions from the cached events too (``ant list`` does when its
+    user may list events; without, the tally comes from the pods alone).
+    """
+    sts_table, pod_table = store.table("statefulsets"), store.table("pods")
+    sts_entries, rv = sts_table.select(namespace, selector)
+    pod_entries, _ = pod_table.select(namespace, selector)
+    statefulsets = [decode(sts_table.kind, e.raw) for e in sts_entries]
+    pods = [decode(pod_table.kind, e.raw) for e in pod_entries]
+    jobs = jobs_from(statefulsets, pods)
+    jobs = _tally_preemptions(store, namespace, jobs, pods, events=events)
+    if statuses:
+        jobs = [j for j in jobs if j.status.value in statuses]
+    jobs.sort(key=lambda j: (j.namespace, j.name))
+    return Rows(jobs, rv, {e.key: e.labels for e in sts_entries})
+
+
+def _tally_preemptions(
+    store: Store, namespace: str | None, jobs: list[Job], pods: Sequence[Any], *, events: bool
+) -> list[Job]:
+    """Each job's preemption count as ``ant list`` would compute (and persist) it."""
+    from ant.jobs import queue
+
+    preempted: list[Any] = []
+    if events and "events" in store.tables:
+        table = store.table("events")
+        entries, _ = table.select(namespace, None, _preempted_selector(table.kind.supported_fields))
+        preempted = [decode(table.kind, e.raw) for e in entries]
+    by_job: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    for p in queue.preemptions_in(preempted, pods):
+        name, _, ordinal = p.pod.rpartition("-")
+        if ordinal.isdigit():
+            by_job[(p.namespace, name)].append(p.at)
+    out = []
+    for job in jobs:
+        times = by_job.get((job.namespace, job.name))
+        out.append(_with_tally(job, times) if times else job)
+    return out
+
+
+def _with_tally(job: Job, times: list[datetime]) -> Job:
+    from ant.jobs import queue
+
+    count, last = queue.count_preemptions(
+        job.preemptions, job.last_preempted_at, times, job.created_at
+    )
+    if count == job.preemptions and last == job.last_preempted_at:
+        return job
+    stamp = last.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if last else ""
+    annotations = {
+        **job.annotations,
+        schema.PREEMPTIONS: str(count),
+        schema.LAST_PREEMPTED_AT: stamp,
+    }
+    return replace(job, preemptions=count, annotations=annotations)
+
+
+_PREEMPTED: list[FieldSelector] = []
+
+
+def _preempted_selector(supported: frozenset[str]) -> FieldSelector:
+    if not _PREEMPTED:
+        from ant.jobs.queue import PREEMPTED_EVENTS
+
+        _PREEMPTED.append(parse_fields(PREEMPTED_EVENTS, supported))
+    return _PREEMPTED[0]
+
+
+def encode(rows: Rows, view: str) -> bytes:
+    """The protobuf answer: ``ant.dev.v1.JobList`` in the Kubernetes envelope."""
+    from ant.cache.proto import jobs_pb2
+    from ant.kube import codec
+
+    items = []
+    full = view == "full"
+    for j in rows.jobs:
+        row = jobs_pb2.Job(
+            name=j.name,
+            namespace=j.namespace,
+            user=j.user,
+            user_full=j.user_full,
+            status=j.status.value,
+            replicas=j.replicas,
+            ready=j.ready,
+            pending=j.pending,
+            updated=j.updated,
+            priority=j.priority,
+            created_at=int(j.created_at.timestamp()) if j.created_at else 0,
+            nodes=j.nodes,
+            preemptions=j.preemptions,
+        )
+        if full:
+            row.labels.update(rows.labels.get((j.namespace, j.name), {}))
+            row.annotations.update(j.annotations)
+        items.append(row)
+    message = jobs_pb2.JobList(resource_version=rows.resource_version, items=items, view=view)
+    return codec.encode_envelope(API_VERSION, KIND, message.SerializeToString())
+
+
+def document(rows: Rows) -> bytes:
+    """The JSON answer: exactly ``ant list -o json``'s document."""
+    import json
+
+    from ant.jobs.model import job_list_document
+
+    return json.dumps(job_list_document(rows.jobs), separators=(",", ":")).encode()

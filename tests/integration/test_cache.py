@@ -1,0 +1,568 @@
+"""ant cache serve against the dev cluster: the same answers as the API server, the same
+refusals, read-your-writes, and convergence after an API server crash and a forced 410.
+
+The cache runs as a real process (``python -m ant cache serve``) with the credentials of
+a ServiceAccount that has exactly the rights deploy/cache.yaml gives it (list/watch of
+what it caches, system:auth-delegator), watching one test namespace and bob-private.
+ant itself runs in process as alice and bob (``ant --cache URL ...``). What the cache
+answers is compared with what the API server answers for the same user.
+
+The last two tests restart the shared API server: they run last in this module and wait
+until it is ready again.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import requests
+import yaml
+
+from ant.cli.environment import Environment
+from ant.cli.main import run
+from ant.errors import ExitCode, Forbidden
+from ant.kube import resources as r
+from ant.kube.auth import StaticAuth
+from ant.kube.client import Client, connect
+from ant.kube.transport import Transport
+from tests.unit.test_cache_metrics import parse as parse_metrics
+
+if TYPE_CHECKING:
+    from tests.conftest import DevCluster
+
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("ant_priorities")]
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy" / "cache.yaml"
+CACHED = (r.STATEFULSETS, r.PODS, r.SERVICES, r.EVENTS)
+
+
+# ---- the cache process ---------------------------------------------------------------------
+
+
+@dataclass
+class CacheProcess:
+    url: str
+    ca: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+    namespace: str
+
+    def log_tail(self) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
+
+    def get(self, path: str, token: str | None, **params: str) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.get(
+            self.url + path, params=params, headers=headers, verify=str(self.ca), timeout=10
+        )
+
+    def client(self, token: str) -> Client:
+        return Client(Transport(self.url, auth=StaticAuth(token=token), verify=str(self.ca)))
+
+    def metrics(self, token: str) -> dict[str, Any]:
+        resp = self.get("/metrics", token)
+        assert resp.status_code == 200, resp.text
+        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return parse_metrics(resp.text)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(what: str, probe: Callable[[], bool], timeout: float = 60.0, every: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+def _service_account_kubeconfig(devcluster: DevCluster, namespace: str, path: Path) -> None:
+    """A ServiceAccount with deploy/cache.yaml's ClusterRole and bindings; its kubeconfig."""
+    from kubernetes import client
+
+    docs = [d for d in yaml.safe_load_all(DEPLOY.read_text()) if d]
+    role = next(d for d in docs if d["kind"] == "ClusterRole")
+    suffix = namespace
+    with devcluster.api_client("admin") as api:
+        core = client.CoreV1Api(api)
+        rbac = client.RbacAuthorizationV1Api(api)
+        core.create_namespaced_service_account(namespace, {"metadata": {"name": "ant-cache"}})
+        rbac.create_cluster_role(
+            {"metadata": {"name": f"ant-cache-{suffix}"}, "rules": role["rules"]}
+        )
+        for name, role_name in (
+            (f"ant-cache-{suffix}", f"ant-cache-{suffix}"),
+            (f"ant-cache-delegator-{suffix}", "system:auth-delegator"),
+        ):
+            rbac.create_cluster_role_binding(
+                {
+                    "metadata": {"name": name},
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": role_name,
+                    },
+                    "subjects": [
+                        {"kind": "ServiceAccount", "name": "ant-cache", "namespace": namespace}
+                    ],
+                }
+            )
+        token = core.create_namespaced_service_account_token(
+            "ant-cache", namespace, {"spec": {"expirationSeconds": 7200}}
+        ).status.token
+    ca = base64.b64encode(devcluster.ca.read_bytes()).decode()
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "dev",
+                        "cluster": {"server": devcluster.server, "certificate-authority-data": ca},
+                    }
+                ],
+                "users": [{"name": "ant-cache", "user": {"token": token}}],
+                "contexts": [
+                    {"name": "ant-cache", "context": {"cluster": "dev", "user": "ant-cache"}}
+                ],
+                "current-context": "ant-cache",
+            }
+        )
+    )
+
+
+def _delete_rbac(devcluster: DevCluster, suffix: str) -> None:
+    from kubernetes import client
+
+    with devcluster.api_client("admin") as api:
+        rbac = client.RbacAuthorizationV1Api(api)
+        for name in (f"ant-cache-{suffix}", f"ant-cache-delegator-{suffix}"):
+            with contextlib.suppress(client.ApiException):
+                rbac.delete_cluster_role_binding(name)
+        with contextlib.suppress(client.ApiException):
+            rbac.delete_cluster_role(f"ant-cache-{suffix}")
+
+
+@pytest.fixture(scope="module")
+def cache_ns(devcluster: DevCluster) -> Iterator[str]:
+    """A namespace of this module's own, with the researcher RoleBinding."""
+    from kubernetes import client
+
+    name = f"tc-{uuid.uuid4().hex[:8]}"
+    with devcluster.api_client("admin") as api:
+        core = client.CoreV1Api(api)
+        core.create_namespace(
+            {"metadata": {"name": name, "labels": {"ant.dev/test-namespace": "true"}}}
+        )
+        client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(
+            name,
+            {
+                "metadata": {"name": "researchers"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": devcluster.info["researcher_clusterrole"],
+                },
+                "subjects": devcluster.info["researcher_subjects"],
+            },
+        )
+
+        def has_default_sa() -> bool:
+            sas = core.list_namespaced_service_account(name, field_selector="metadata.name=default")
+            return bool(sas.items)
+
+        _wait("the default ServiceAccount", has_default_sa, 30)
+        try:
+            yield name
+        finally:
+            core.delete_namespace(name)
+
+
+@pytest.fixture(scope="module")
+def cache(
+    devcluster: DevCluster, cache_ns: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CacheProcess]:
+    work = tmp_path_factory.mktemp("ant-cache")
+    kubeconfig = work / "kubeconfig"
+    _service_account_kubeconfig(devcluster, cache_ns, kubeconfig)
+    port = _free_port()
+    log = work / "cache.log"
+    argv = [
+        sys.executable, "-m", "ant", "--kubeconfig", str(kubeconfig), "-v",
+        "cache", "serve",
+        "--listen", f"127.0.0.1:{port}",
+        "--cert-dir", str(work / "certs"),
+        "--namespaces", f"{cache_ns},bob-private",
+        "--watch-timeout", "60",
+    ]  # fmt: skip
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work), "NO_COLOR": "1"}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    process = CacheProcess(
+        f"https://127.0.0.1:{port}", work / "certs" / "ant-cache.crt", proc, log, cache_ns
+    )
+
+    def ready() -> bool:
+        assert proc.poll() is None, f"ant cache serve exited:\n{process.log_tail()}"
+        try:
+            return process.get("/readyz", None).status_code == 200
+        except (requests.RequestException, OSError):  # OSError: no certificate yet
+            return False
+
+    try:
+        _wait("ant cache serve /readyz", ready, 60)
+        yield process
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.terminate()
+            try:
+                code = proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait(5)
+            assert code == 0, f"ant cache serve exited {code} on SIGTERM:\n{process.log_tail()}"
+        _delete_rbac(devcluster, cache_ns)
+
+
+# ---- ant, in process -------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def ant(
+    devcluster: DevCluster,
+    *argv: str,
+    user: str = "alice",
+    cache: CacheProcess | None = None,
+    home: Path | None = None,
+) -> Result:
+    args = ["--kubeconfig", str(devcluster.kubeconfig), "--context", user]
+    vars = {"NO_COLOR": "1", "USER": "nobody"}
+    if cache is not None:
+        args += ["--cache", cache.url]
+        vars["ANT_CACHE_CA"] = str(cache.ca)
+    if home is not None:
+        vars |= {"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
+    out, err = io.StringIO(), io.StringIO()
+    env = Environment(stdin=io.StringIO(""), stdout=out, stderr=err, vars=vars, cwd=str(REPO))
+    code = run([*args, *argv], env=env)
+    return Result(int(code), out.getvalue(), err.getvalue())
+
+
+def ok(devcluster: DevCluster, *argv: str, **kwargs: Any) -> Result:
+    result = ant(devcluster, *argv, **kwargs)
+    assert result.code == 0, f"ant {' '.join(argv)} -> {result.code}\n{result.out}\n{result.err}"
+    return result
+
+
+def submit(devcluster: DevCluster, ns: str, name: str, user: str = "alice", **kw: Any) -> Result:
+    return ok(
+        devcluster, "submit", "-n", ns, "--name", name, "--image", "busybox:1.36",
+        "--replicas", "2", "--", "sleep", "1d", user=user, **kw,
+    )  # fmt: skip
+
+
+# ---- comparing with the API server -------------------------------------------------------------
+
+
+Snapshot = dict[str, dict[tuple[str, str], str]]
+
+
+def snapshot(client: Client, namespace: str) -> Snapshot:
+    """Every cached kind in ``namespace`` (and every node): (namespace, name) -> resourceVersion."""
+    out: Snapshot = {}
+    for resource in CACHED:
+        items = client.list(resource, namespace).items
+        out[resource.plural] = {
+            (o.metadata.namespace, o.metadata.name): o.metadata.resourceVersion for o in items
+        }
+    out["nodes"] = {
+        ("", o.metadata.name): o.metadata.resourceVersion for o in client.list(r.NODES).items
+    }
+    return out
+
+
+def converged(cache_client: Client, api: Client, namespace: str, timeout: float = 60.0) -> Snapshot:
+    """Wait until the cache holds exactly what the API server does; the snapshot."""
+    last: dict[str, Any] = {}
+
+    def same() -> bool:
+        truth = snapshot(api, namespace)
+        seen = snapshot(cache_client, namespace)
+        last.update(truth=truth, seen=seen)
+        return truth == seen
+
+    try:
+        _wait("the cache to converge to the API server", same, timeout, every=0.5)
+    except pytest.fail.Exception:
+        truth, seen = last["truth"], last["seen"]
+        for kind in truth:
+            lost = set(truth[kind]) - set(seen[kind])
+            phantoms = set(seen[kind]) - set(truth[kind])
+            stale = {
+                k for k in set(truth[kind]) & set(seen[kind]) if truth[kind][k] != seen[kind][k]
+            }
+            if lost or phantoms or stale:
+                print(
+                    f"{kind}: lost {sorted(lost)} phantoms {sorted(phantoms)} stale {sorted(stale)}"
+                )
+        raise
+    return last["truth"]
+
+
+def ages(table: str) -> str:
+    """A table with its AGE column blanked: two reads a second apart differ there."""
+    return re.sub(r"(?<= )\d+[smhd](?= |$)", "<age>", table, flags=re.MULTILINE)
+
+
+def token(devcluster: DevCluster, user: str) -> str:
+    return devcluster.tokens[user]
+
+
+# ---- the tests -------------------------------------------------------------------------------
+
+
+def test_alice_sees_through_the_cache_exactly_what_the_api_server_shows(
+    devcluster: DevCluster, cache: CacheProcess
+) -> None:
+    ns = cache.namespace
+    submit(devcluster, ns, "seen-a")
+    submit(devcluster, ns, "seen-b")
+    submit(devcluster, ns, "seen-bob", user="bob")
+    api = connect(str(devcluster.kubeconfig), "alice")
+    through = cache.client(token(devcluster, "alice"))
+    _wait(
+        "the jobs' pods",
+        lambda: len([p for p in api.list(r.PODS, ns).items if p.status.phase == "Running"]) == 6,
+    )
+    truth = converged(through, api, ns)
+    assert len(truth["statefulsets"]) == 3
+    assert len(truth["pods"]) == 6
+    assert truth["nodes"]
+
+    # Objects byte for byte, less what the cache strips (managedFields).
+    direct = api.get(r.STATEFULSETS, "seen-a", ns)
+    cached = through.get(r.STATEFULSETS, "seen-a", ns)
+    direct.metadata.ClearField("managedFields")
+    assert cached == direct
+
+    # ant list and ant show give the same output either way.
+    for argv in (
+        ["list", "-n", ns],
+        ["list", "-n", ns, "--all-users", "-o", "json"],
+        ["list", "-n", ns, "--all-users", "-o", "wide"],
+        ["list", "-n", ns, "--user", "bob", "-o", "yaml"],
+        ["show", "-n", ns, "seen-a", "-o", "json"],
+    ):
+        via_cache = ok(devcluster, *argv, cache=cache)
+        assert via_cache.err == ""
+        assert ages(via_cache.out) == ages(ok(devcluster, *argv).out), argv
+    jobs = json.loads(
+        ok(devcluster, "list", "-n", ns, "--all-users", "-o", "json", cache=cache).out
+    )
+    assert sorted(j["name"] for j in jobs["items"]) == ["seen-a", "seen-b", "seen-bob"]
+    assert "SUCCESS" not in ok(devcluster, "list", "-n", ns, cache=cache).out
+
+    # Those reads did reach the cache.
+    families = cache.metrics(token(devcluster, "admin"))
+    requests_total = families["ant_cache_requests_total"]
+    assert requests_total[(("endpoint", "jobs"), ("code", "200"))] >= 3
+    assert requests_total[(("endpoint", "get statefulsets"), ("code", "200"))] >= 1
+
+
+def test_forbidden_and_unauthorized_like_the_api_server(
+    devcluster: DevCluster, cache: CacheProcess
+) -> None:
+    alice = cache.client(token(devcluster, "alice"))
+    for resource in CACHED:
+        with pytest.raises(Forbidden):
+            alice.list(resource, "bob-private")
+    with pytest.raises(Forbidden):
+        alice.list(r.PODS)  # cluster-wide: alice may not
+    bob = cache.client(token(devcluster, "bob"))
+    assert bob.list(r.PODS, "bob-private").items is not None
+    denied = ant(devcluster, "list", "-n", "bob-private", cache=cache)
+    assert denied.code == ExitCode.UNAUTHORIZED
+    assert 'User "alice" cannot list' in denied.err
+    assert ant(devcluster, "list", "-n", "bob-private", "--all-users").code == ExitCode.UNAUTHORIZED
+
+    path = f"/api/v1/namespaces/{cache.namespace}/pods"
+    for bad in (None, "not-a-token", token(devcluster, "alice") + "x"):
+        resp = cache.get(path, bad)
+        assert resp.status_code == 401, resp.text
+        assert resp.json()["kind"] == "Status"
+    assert cache.get(path, token(devcluster, "alice")).status_code == 200
+    job_path = "/ant/v1/namespaces/bob-private/jobs"
+    assert cache.get(job_path, token(devcluster, "alice")).status_code == 403
+    assert cache.get(job_path, None).status_code == 401
+
+
+def test_a_submitted_job_shows_in_ant_list_at_once(
+    devcluster: DevCluster, cache: CacheProcess, tmp_path: Path
+) -> None:
+    """Read-your-writes: submit records the resourceVersion, list asks the cache for it."""
+    ns = cache.namespace
+    for i in range(5):
+        name = f"ryw-{i}"
+        submit(devcluster, ns, name, cache=cache, home=tmp_path)
+        listed = ok(devcluster, "list", "-n", ns, "-o", "name", cache=cache, home=tmp_path)
+        assert name in listed.out.split(), listed
+        assert listed.err == ""
+        shown = ok(devcluster, "show", "-n", ns, name, "-o", "json", cache=cache, home=tmp_path)
+        assert json.loads(shown.out)["name"] == name
+    state = json.loads((tmp_path / ".cache" / "ant" / "last-write.json").read_text())
+    assert [v["resourceVersion"] for v in state.values()]
+    assert oct((tmp_path / ".cache" / "ant" / "last-write.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_kubectl_reads_through_the_cache(devcluster: DevCluster, cache: CacheProcess) -> None:
+    def kubectl(*server: str) -> list[str]:
+        argv = [
+            str(devcluster.kubectl),
+            "--kubeconfig",
+            str(devcluster.kubeconfig),
+            "--context",
+            "alice",
+        ]
+        proc = subprocess.run(
+            [*argv, *server, "get", "pods,statefulsets", "-n", cache.namespace, "-o", "name"],
+            capture_output=True, text=True, timeout=60, check=False,
+            env={"PATH": os.environ["PATH"], "HOME": str(cache.log.parent)},
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return sorted(proc.stdout.split())
+
+    through = kubectl(
+        "--server", cache.url, "--certificate-authority", str(cache.ca),
+        "--token", token(devcluster, "alice"),
+    )  # fmt: skip
+    assert through == kubectl()
+    assert through
+
+
+def test_metrics_parse_as_prometheus_text(devcluster: DevCluster, cache: CacheProcess) -> None:
+    families = cache.metrics(token(devcluster, "admin"))
+    for name in (
+        "ant_cache_objects",
+        "ant_cache_events_total",
+        "ant_cache_last_event_age_seconds",
+        "ant_cache_requests_total",
+        "ant_cache_auth_cache_total",
+        "ant_cache_request_duration_seconds_bucket",
+        "ant_cache_review_duration_seconds_count",
+    ):
+        assert families.get(name), name
+    assert families["ant_cache_synced"] == {(("resource", k),): 1.0 for k in (
+        "events", "nodes", "pods", "services", "statefulsets")}  # fmt: skip
+    assert families["ant_cache_auth_cache_total"][(("review", "token"), ("result", "hit"))] > 0
+    assert cache.get("/metrics", token(devcluster, "alice")).status_code == 403
+
+
+def _relists(cache: CacheProcess, devcluster: DevCluster) -> float:
+    families = cache.metrics(token(devcluster, "admin"))
+    return sum(families.get("ant_cache_relists_total", {}).values())
+
+
+def test_the_api_server_crashes_and_comes_back(devcluster: DevCluster, cache: CacheProcess) -> None:
+    ns = cache.namespace
+    submit(devcluster, ns, "crash-a")
+    submit(devcluster, ns, "crash-b")
+    api = connect(str(devcluster.kubeconfig), "alice")
+    through = cache.client(token(devcluster, "alice"))
+    before = converged(through, api, ns)
+    result: list[subprocess.CompletedProcess[str]] = []
+    restart = threading.Thread(
+        target=lambda: result.append(
+            devcluster.run_script("restart-apiserver", "--down-seconds", "4", timeout=180)
+        )
+    )
+    restart.start()
+    try:
+        time.sleep(1.5)
+        # Down: what the cache holds is still served to a caller it checked moments ago.
+        during = snapshot(through, ns)
+        assert during["statefulsets"] == before["statefulsets"]
+        assert cache.get("/readyz", None).status_code == 200
+    finally:
+        restart.join(200)
+    assert result, "restart-apiserver did not finish"
+    assert result[0].returncode == 0, result[0].stderr
+    # Back: changes made now reach the cache; nothing is lost or left behind.
+    submit(devcluster, ns, "after-crash")
+    ok(devcluster, "delete", "-n", ns, "crash-b", "--yes")
+    truth = converged(through, api, ns, timeout=90)
+    assert (ns, "after-crash") in truth["statefulsets"]
+    assert (ns, "crash-b") not in truth["statefulsets"]
+    assert cache.proc.poll() is None
+
+
+def test_a_forced_410_relists_and_converges(devcluster: DevCluster, cache: CacheProcess) -> None:
+    """The cache sleeps (SIGSTOP) through an API server restart, changes it never hears of,
+    and an etcd compaction past everything it has seen. Awake, its watches resume from a
+    resourceVersion that is gone (the fresh watch cache does not reach back, etcd compacted
+    it): 410, and it must relist, adding what it missed and dropping phantoms.
+
+    (The restart comes first: changes made before it would reach the sleeping cache anyway,
+    buffered in its watch connections.)"""
+    ns = cache.namespace
+    submit(devcluster, ns, "gone-a")
+    submit(devcluster, ns, "gone-b")
+    api = connect(str(devcluster.kubeconfig), "alice")
+    through = cache.client(token(devcluster, "alice"))
+    converged(through, api, ns)
+    relists_before = _relists(cache, devcluster)
+    cache.proc.send_signal(signal.SIGSTOP)
+    try:
+        restarted = devcluster.run_script("restart-apiserver", timeout=180)
+        assert restarted.returncode == 0, restarted.stderr
+        submit(devcluster, ns, "missed-while-asleep")
+        ok(devcluster, "delete", "-n", ns, "gone-a", "--yes")
+        admin = connect(str(devcluster.kubeconfig), "admin")
+        admin.patch(r.SERVICES, "gone-b", {"metadata": {"labels": {"touched": "yes"}}}, ns)
+        _wait(
+            "the deleted job's pods to go",
+            lambda: (
+                not [p for p in api.list(r.PODS, ns).items if p.metadata.name.startswith("gone-a-")]
+            ),
+        )
+        revision = int(admin.list(r.EVENTS, ns).resource_version)
+        etcd = f"http://127.0.0.1:{devcluster.info['ports']['etcd']}"
+        resp = requests.post(f"{etcd}/v3/kv/compaction", json={"revision": revision}, timeout=10)
+        assert resp.status_code == 200, resp.text
+    finally:
+        cache.proc.send_signal(signal.SIGCONT)
+    truth = converged(through, api, ns, timeout=120)
+    assert (ns, "missed-while-asleep") in truth["statefulsets"]
+    assert (ns, "gone-a") not in truth["statefulsets"]
+    assert not [k for k in truth["pods"] if k[1].startswith("gone-a-")]
+    assert _relists(cache, devcluster) > relists_before, cache.log_tail()
+    assert "relisting" in cache.log.read_text()

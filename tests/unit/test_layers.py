@@ -1,0 +1,55 @@
+"""The layering in docs/architecture.md, enforced: lower layers never reach up, print or exit."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ANT = Path(__file__).resolve().parents[2] / "ant"
+# What each layer may not import.
+FORBIDDEN = {
+    "kube": ("ant.cli", "ant.jobs", "ant.cache"),
+    "jobs": ("ant.cli", "ant.cache"),
+    "cache": ("ant.cli",),
+}
+
+
+def sources(layer: str) -> list[Path]:
+    return [p for p in (ANT / layer).rglob("*.py") if "proto" not in p.relative_to(ANT).parts]
+
+
+def imported_modules(tree: ast.AST) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_lower_layers_never_import_higher_ones(layer: str) -> None:
+    offenders = [
+        f"{path.relative_to(ANT.parent)} imports {name}"
+        for path in sources(layer)
+        for name in imported_modules(ast.parse(path.read_text()))
+        if name.startswith(FORBIDDEN[layer])
+    ]
+    assert not offenders
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_lower_layers_never_print_or_exit(layer: str) -> None:
+    offenders = []
+    for path in sources(layer):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+                owner = getattr(getattr(func, "value", None), "id", "")
+                if name == "print" or (owner == "sys" and name == "exit"):
+                    offenders.append(f"{path.relative_to(ANT.parent)}:{node.lineno} {name}()")
+    assert not offenders
