@@ -10,9 +10,11 @@ from typer._click.core import ParameterSource
 from ant import __version__
 from ant.cli.commands import (
     admin,
+    cache,
     delete,
     list,
     logs,
+    queue,
     restart,
     rollback,
     rollout,
@@ -106,6 +108,7 @@ def main_options(
 app.command("submit", help=submit.HELP)(submit.submit)
 app.command("list", help=list.HELP)(list.list_jobs)
 app.command("show", help=show.HELP)(show.show)
+app.command("queue", help=queue.HELP)(queue.queue)
 app.command("logs", help=logs.HELP)(logs.logs)
 app.command("restart", help=restart.HELP)(restart.restart)
 app.command("update", help=update.HELP)(update.update)
@@ -113,6 +116,7 @@ app.add_typer(rollout.rollout, name="rollout")
 app.command("rollback", help=rollback.HELP)(rollback.rollback)
 app.command("delete", help=delete.HELP)(delete.delete)
 app.add_typer(admin.admin, name="admin")
+app.add_typer(cache.cache, name="cache")
 app.command("whoami", help="Show who the API server says you are, and your ant user label.")(
     whoami.whoami
 )

@@ -63,6 +63,40 @@ class App:
             self.terminal.warn(warning)
         return Client(Transport.from_kubeconfig(self.kubeconfig))
 
+    @cached_property
+    def reader(self) -> Client:
+        """The client for reads: through the ant cache when one is configured (--cache,
+        ANT_CACHE_URL or the context's ``ant.dev/cache`` extension), else ``client``.
+
+        Writes made with it go to the API server; when the cache cannot answer, reads
+        fall back to the API server with one warning (docs/cache.md).
+        """
+        from ant.cache.client import reader_for
+
+        return reader_for(
+            self.kubeconfig,
+            self.options.cache_url,
+            self.env.vars,
+            self.client,
+            on_fallback=self.terminal.warn,
+            on_skip=self.terminal.debug,
+        )
+
+    def record_write(self, *resource_versions: str) -> None:
+        """After a write: the next reads through the cache wait until it has seen it
+        (the newest of ``resource_versions``)."""
+        from ant.cache.client import last_write_file, newest, record_write, settings, write_key
+
+        if settings(self.kubeconfig, self.options.cache_url, self.env.vars) is None:
+            return
+        resource_version = newest(resource_versions)
+        try:
+            record_write(
+                last_write_file(self.env.vars), write_key(self.kubeconfig), resource_version
+            )
+        except OSError as e:
+            self.terminal.debug(f"cannot record the last write for the ant cache: {e}")
+
 
 class _TerminalHandler(logging.Handler):
     def __init__(self, terminal: Terminal) -> None:

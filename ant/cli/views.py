@@ -5,16 +5,19 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from ant.cli.terminal import STATUS_STYLES, Column, Terminal
 from ant.errors import ValidationError
+from ant.jobs.model import API_VERSION
 
 if TYPE_CHECKING:
     from ant.jobs.lifecycle import Event
     from ant.jobs.model import Job
+    from ant.jobs.queue import Capacity, Queue, Waiting
+    from ant.jobs.sweep import Sweep
 
-API_VERSION = "ant.dev/v1"
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -38,15 +41,18 @@ def age(t: datetime | None, now: datetime | None = None) -> str:
     return f"{max(seconds, 0)}s"
 
 
-def job_list_document(jobs: Sequence[Job]) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": "JobList", "items": [j.to_json() for j in jobs]}
-
-
 def render_job_table(
-    terminal: Terminal, jobs: Sequence[Job], *, wide: bool, namespaces: bool
+    terminal: Terminal,
+    jobs: Sequence[Job],
+    *,
+    wide: bool,
+    namespaces: bool,
+    meta_columns: Sequence[str] = (),
 ) -> None:
+    """``meta_columns``: meta keys shown as columns of their own (a sweep's parameters)."""
     columns = [Column("NAME"), Column("USER"), Column("STATUS", styles=STATUS_STYLES)]
     columns += [Column("READY", justify="right"), Column("PRIORITY"), Column("AGE")]
+    columns += [Column(k.upper()) for k in meta_columns]
     if namespaces:
         columns.insert(0, Column("NAMESPACE"))
     if wide:
@@ -57,10 +63,11 @@ def render_job_table(
     for j in jobs:
         row = [j.name, j.user_full or j.user, j.status.value, f"{j.ready}/{j.replicas}"]
         row += [j.priority, age(j.created_at, now)]
+        row += [j.meta.get(k, "-") for k in meta_columns]
         if namespaces:
             row.insert(0, j.namespace)
         if wide:
-            row += [f"{j.updated}/{j.replicas}", str(j.nodes), str(j.preemptions)]
+            row += [f"{j.updated}/{j.replicas}", str(j.nodes), _preempted(j, now)]
             row += [_one_line(j.description, 60)]
         rows.append(row)
     terminal.table(columns, rows)
@@ -118,7 +125,12 @@ def render_job_details(terminal: Terminal, job: Job, events: Sequence[Event]) ->
         ("Created", f"{_timestamp(job.created_at)} ({age(job.created_at, now)} ago)"),
     ]
     if job.preemptions:
-        fields.append(("Preempted", f"{job.preemptions} time(s)"))
+        last = job.last_preempted_at
+        when = f", last at {_timestamp(last)} ({age(last, now)} ago)" if last else ""
+        fields.append(("Preempted", f"{job.preemptions} time(s){when}"))
+    if job.sweep:
+        index = job.annotations.get("ant.dev/sweep-index", "?")
+        fields.append(("Sweep", f"{job.sweep} (job {index})"))
     if job.description:
         fields.append(("Description", job.description))
     for key in ("ant.dev/submitted-at", "ant.dev/command-line", "ant.dev/git-commit"):
@@ -177,3 +189,163 @@ def _timestamp(t: datetime | None) -> str:
 def _one_line(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def sweep_document(sweep: Sweep, jobs: Sequence[Job]) -> dict[str, Any]:
+    """``ant submit --sweep ... -o json``: the sweep and its created jobs."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Sweep",
+        "id": sweep.id,
+        "namespace": sweep.namespace,
+        "parameters": {p.key: list(p.values) for p in sweep.parameters},
+        "count": sweep.count,
+        "items": [
+            {**j.to_json(), "params": dict(planned.params)}
+            for j, planned in zip(jobs, sweep.jobs, strict=True)
+        ],
+    }
+
+
+def _preempted(job: Job, now: datetime) -> str:
+    """The PREEMPTED cell: how many times, and how long ago the last one was."""
+    last = job.last_preempted_at
+    if not job.preemptions or last is None:
+        return str(job.preemptions)
+    return f"{job.preemptions} ({age(last, now)} ago)"
+
+
+# ---- ant queue ---------------------------------------------------------------------------
+QUEUE_STATUS_STYLES = {"Pending": "yellow", "Partial": "bold red"}
+
+
+def _number(value: Fraction) -> int | float:
+    return int(value) if value.denominator == 1 else float(value)
+
+
+def _quantity(value: Fraction) -> str:
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{float(value):.3f}".rstrip("0").rstrip(".")
+
+
+def _requests(w: Waiting, resources: Sequence[str]) -> str:
+    shown = [k for k in resources if k in w.requests] or sorted(w.requests)[:2]
+    return ",".join(f"{k}={_quantity(w.requests[k])}" for k in shown) or "-"
+
+
+def queue_document(queue: Queue) -> dict[str, Any]:
+    """``ant queue -o json``: stable (docs/queueing.md)."""
+    now = queue.now
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Queue",
+        "namespace": queue.namespace,
+        "items": [
+            {
+                "position": w.position,
+                "name": w.job.name,
+                "namespace": w.job.namespace,
+                "user": w.job.user_full or w.job.user,
+                "priority": w.job.priority,
+                "priorityValue": w.priority_value,
+                "status": "Partial" if w.partial else "Pending",
+                "partial": w.partial,
+                "pending": w.pending,
+                "replicas": w.replicas,
+                "requestsPerPod": {k: _number(v) for k, v in sorted(w.requests.items())},
+                "pendingRequests": {k: _number(w.pending_requests(k)) for k in sorted(w.requests)},
+                "heldRequests": {k: _number(w.held(k)) for k in sorted(w.requests)}
+                if w.partial
+                else {},
+                "submittedAt": w.job.annotations.get("ant.dev/submitted-at")
+                or (_iso(w.job.created_at)),
+                "waitingSince": _iso(w.waiting_since),
+                "waitingSeconds": int((now - w.waiting_since).total_seconds())
+                if w.waiting_since
+                else None,
+                "reason": w.reason,
+                "message": w.message,
+                "preemptions": w.job.preemptions,
+                "lastPreemptedAt": _iso(w.job.last_preempted_at),
+                "sweep": w.job.sweep or None,
+            }
+            for w in queue.items
+        ],
+        "capacity": [_capacity_document(c) for c in queue.capacity]
+        if queue.nodes_visible
+        else None,
+    }
+
+
+def _capacity_document(c: Capacity) -> dict[str, Any]:
+    return {
+        "resource": c.resource,
+        "nodes": c.nodes,
+        "allocatable": _number(c.allocatable),
+        "requestedByRunning": _number(c.running),
+        "requestedByPending": _number(c.pending),
+        "free": _number(c.free),
+    }
+
+
+def render_queue(terminal: Terminal, queue: Queue, *, wide: bool) -> None:
+    now = queue.now
+    namespaces = queue.namespace is None
+    resources = [c.resource for c in queue.capacity]
+    if queue.items:
+        columns = [Column("#", justify="right"), Column("NAME"), Column("USER")]
+        columns += [Column("PRIORITY"), Column("STATUS", styles=QUEUE_STATUS_STYLES)]
+        columns += [Column("PENDING", justify="right"), Column("PER POD"), Column("WAITING")]
+        if namespaces:
+            columns.insert(1, Column("NAMESPACE"))
+        if wide:
+            columns += [Column("SUBMITTED"), Column("PREEMPTED", justify="right")]
+        columns.append(Column("REASON"))
+        rows = []
+        for w in queue.items:
+            row = [str(w.position), w.job.name, w.job.user_full or w.job.user]
+            row += [w.job.priority or str(w.priority_value), "Partial" if w.partial else "Pending"]
+            row += [f"{w.pending}/{w.replicas}", _requests(w, resources)]
+            row.append(age(w.waiting_since, now))
+            if namespaces:
+                row.insert(1, w.job.namespace)
+            if wide:
+                submitted = w.job.annotations.get("ant.dev/submitted-at") or _iso(w.job.created_at)
+                row += [submitted or "-", _preempted(w.job, now)]
+            if wide:
+                full = f"{w.reason}: {w.message}" if w.message else w.reason
+                row.append(" ".join(full.split()) or "-")
+            else:  # the scheduler's message says it all; DRA's aside is noise here
+                brief = w.message.replace("no new claims to deallocate, ", "") or w.reason
+                row.append(_one_line(brief, 120) or "-")
+            rows.append(row)
+        terminal.table(columns, rows)
+    else:
+        where = "in every namespace" if namespaces else f"in {queue.namespace}"
+        terminal.info(f"no jobs waiting {where}")
+    if not queue.nodes_visible:
+        terminal.info("capacity unknown: you cannot list nodes")
+        return
+    scope = "all namespaces" if namespaces else f"namespace {queue.namespace}"
+    for c in queue.capacity:
+        terminal.line(
+            f"{c.resource}: {_quantity(c.allocatable)} allocatable on {c.nodes} node(s); "
+            f"requested by running pods {_quantity(c.running)}, "
+            f"by pending pods {_quantity(c.pending)} (pods in {scope})"
+        )
+    partial = [w for w in queue.items if w.partial]
+    for c in queue.capacity:
+        holders = [w for w in partial if w.held(c.resource)]
+        if holders:
+            idle = sum((w.held(c.resource) for w in holders), start=Fraction(0))
+            names = ", ".join(w.job.name for w in holders)
+            verb = "holds" if len(holders) == 1 else "hold"
+            terminal.line(
+                f"partially scheduled: {names} {verb} {_quantity(idle)} {c.resource} "
+                "idle until all their pods are scheduled"
+            )
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ") if t else None

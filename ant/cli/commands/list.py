@@ -27,6 +27,9 @@ def list_jobs(
     selector: Annotated[
         str | None, typer.Option("--selector", "-l", help="Label selector, e.g. team=nlp.")
     ] = None,
+    sweep: Annotated[
+        str | None, typer.Option("--sweep", help="The jobs of this sweep, with its parameters.")
+    ] = None,
     status: Annotated[
         str | None, typer.Option("--status", help="Only these statuses, e.g. Pending,Partial.")
     ] = None,
@@ -49,6 +52,7 @@ def list_jobs(
     from ant.errors import UsageError
     from ant.jobs.identity import user_label, whoami
     from ant.jobs.lifecycle import list_jobs as query
+    from ant.jobs.model import job_list_document
 
     app: App = ctx.obj
     if all_users and user:
@@ -60,23 +64,41 @@ def list_jobs(
         else None
     )
     namespace = None if all_namespaces else app.namespace
-    owner = None if all_users else (user_label(user) if user else whoami(app.client).label)
+    mine = not all_users and not user  # the caller's own jobs: who that is, asked lazily
+    owner = user_label(user) if user else None
+    if sweep:  # the same as -l ant.dev/sweep=ID, plus the parameters as columns
+        from ant.jobs import sweep as sweeps
+        from ant.jobs.schema import SWEEP
+
+        selector = ",".join(s for s in (selector, f"{SWEEP}={sweep}") if s)
+
+    # The cache's compact rows fit the table; other outputs need every label and annotation.
+    view = "table" if output in (OutputFormat.table, OutputFormat.name) and not sweep else "full"
 
     def fetch() -> list[Job]:
-        jobs = query(app.client, namespace, user_label=owner, selector=selector)
+        nonlocal owner
+        jobs = None if watch else _from_cache(app, namespace, owner, mine, selector, statuses, view)
+        if jobs is None:
+            if mine and owner is None:
+                owner = whoami(app.client).label
+            jobs = query(
+                app.client, namespace, user_label=owner, selector=selector, track_preemptions=True
+            )
         jobs = [
             j
             for j in jobs
             if (not statuses or j.status.value in statuses)
             and (newer_than is None or (j.created_at is not None and j.created_at >= newer_than))
         ]
+        if sweep:
+            return sorted(jobs, key=lambda j: (j.namespace, sweeps.index_of(j), j.name))
         return sorted(jobs, key=lambda j: (j.namespace, j.name))
 
     def render(jobs: list[Job]) -> None:
         if output is OutputFormat.json:
-            app.terminal.json(views.job_list_document(jobs))
+            app.terminal.json(job_list_document(jobs))
         elif output is OutputFormat.yaml:
-            app.terminal.yaml(views.job_list_document(jobs))
+            app.terminal.yaml(job_list_document(jobs))
         elif output is OutputFormat.name:
             for j in jobs:
                 app.terminal.line(j.name)
@@ -84,7 +106,11 @@ def list_jobs(
             app.terminal.info(f"no jobs found{'' if namespace is None else f' in {namespace}'}")
         else:
             views.render_job_table(
-                app.terminal, jobs, wide=output is OutputFormat.wide, namespaces=namespace is None
+                app.terminal,
+                jobs,
+                wide=output is OutputFormat.wide,
+                namespaces=namespace is None,
+                meta_columns=sweeps.parameter_keys(jobs) if sweep else (),
             )
 
     if not watch:
@@ -92,7 +118,32 @@ def list_jobs(
         return
     from ant.jobs.schema import mine_selector
 
+    if mine and owner is None:
+        owner = whoami(app.client).label
     _watch(app, namespace, mine_selector(owner, selector), fetch, render)
+
+
+def _from_cache(
+    app: App,
+    namespace: str | None,
+    owner: str | None,
+    mine: bool,
+    selector: str | None,
+    statuses: set[str],
+    view: str,
+) -> list[Job] | None:
+    """The rows from the ant cache's job endpoint (one request), if reads go through one."""
+    from ant.cache.client import cached_jobs
+
+    return cached_jobs(
+        app.reader,
+        namespace,
+        user_label=owner,
+        mine=mine,
+        selector=selector,
+        statuses=statuses,
+        view=view,
+    )
 
 
 def _statuses(text: str | None) -> set[str]:

@@ -1,18 +1,27 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ant.cli.context import App
 from ant.cli.options import OutputFormat, output_option
 
+if TYPE_CHECKING:
+    from ant.jobs.manifest import Provenance
+    from ant.jobs.spec import JobSpec
+    from ant.jobs.sweep import Parameter
+
 HELP = """Submit a job: a headless Service and a StatefulSet of the same name.
 
 FILE is an optional YAML job spec (see docs/cli.md); flags override it. The job's
-command follows `--`:  ant submit --image python:3.12 --tpus 4 -- python train.py"""
+command follows `--`:  ant submit --image python:3.12 --tpus 4 -- python train.py
+
+A sweep submits many jobs at once: --sweep lr=1e-3,3e-4 --sweep bs=32,64 makes one job
+per combination (labelled ant.dev/sweep=ID; see docs/queueing.md), --count N makes N."""
 
 
 def submit(
@@ -40,6 +49,16 @@ def submit(
         list[str] | None, typer.Option("--meta", help="K=V free-form annotation (repeatable).")
     ] = None,
     description: Annotated[str | None, typer.Option("--description", help="Free text.")] = None,
+    sweep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sweep",
+            help="KEY=V1,V2,...: one job per value; repeated, the cross product (a sweep).",
+        ),
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option("--count", help="N jobs (with --sweep: N per combination).")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the manifests; contact no cluster.")
     ] = False,
@@ -76,6 +95,12 @@ def submit(
     if name and base.generate_name:
         job = job.with_overrides(generate_name="")
     jobspec.validate(job)
+    parameters, copies = None, 1 if count is None else count
+    if sweep or count is not None:  # a sweep: checked in full before the cluster is asked
+        from ant.jobs import sweep as sweeps
+
+        parameters = sweeps.parse_parameters(sweep or [])
+        sweeps.validate(job, parameters, copies)
 
     # --dry-run contacts no cluster: the submitter is the local user, marked as such.
     identity = (
@@ -88,6 +113,9 @@ def submit(
         command_line=shlex.join(["ant", *app.env.argv]),
         git=manifest.git_info(app.env.cwd),
     )
+    if parameters is not None:
+        _submit_sweep(app, job, parameters, copies, namespace, provenance, dry_run, output)
+        return
     manifests = manifest.build(job, manifest.job_name(job), namespace, provenance)
     if dry_run:
         from ant.jobs.lifecycle import to_messages
@@ -106,10 +134,11 @@ def submit(
 
     with app.terminal.status(f"submitting {manifests.name}"):
         created = create_job(app.client, manifests, job.priority)
+    app.record_write(created.metadata.resourceVersion)
     if output is OutputFormat.name:
         app.terminal.line(manifests.name)
     elif output in (OutputFormat.json, OutputFormat.yaml):
-        from ant.cli.views import API_VERSION
+        from ant.jobs.model import API_VERSION
 
         document = {"apiVersion": API_VERSION, "kind": "Job", **job_from(created, []).to_json()}
         (app.terminal.json if output is OutputFormat.json else app.terminal.yaml)(document)
@@ -118,3 +147,56 @@ def submit(
             f"job/{manifests.name} submitted to {namespace}: {job.replicas} replica(s), "
             f"priority {job.priority}"
         )
+
+
+def _submit_sweep(
+    app: App,
+    job: JobSpec,
+    parameters: Sequence[Parameter],
+    count: int,
+    namespace: str,
+    provenance: Provenance,
+    dry_run: bool,
+    output: OutputFormat | None,
+) -> None:
+    """``--sweep``/``--count``: many jobs over one connection pool (ant.jobs.sweep)."""
+    from ant.cli import views
+    from ant.jobs import sweep as sweeps
+    from ant.jobs.lifecycle import to_messages
+    from ant.jobs.model import job_from
+
+    plan = sweeps.plan(job, parameters, count, namespace, provenance)
+    if dry_run:
+        for planned in plan.jobs:
+            to_messages(planned.manifests)  # the same client-side checks as a real submit
+        items = [m for j in plan.jobs for m in (j.manifests.service, j.manifests.statefulset)]
+        document = {"apiVersion": "v1", "kind": "List", "items": items}
+        (app.terminal.json if output is OutputFormat.json else app.terminal.yaml)(document)
+        return
+    try:
+        with app.terminal.progress(len(plan.jobs), f"submitting sweep {plan.id}") as progress:
+            created = sweeps.submit(
+                app.client,
+                plan,
+                on_progress=progress.update if app.terminal.interactive else None,
+            )
+    except sweeps.SweepFailed as e:
+        for name in e.created:  # exactly the jobs that exist, one per line
+            app.terminal.line(name)
+        raise
+    app.record_write(*(sts.metadata.resourceVersion for sts in created))
+    if output is OutputFormat.name:
+        for name in plan.names:
+            app.terminal.line(name)
+    elif output in (OutputFormat.json, OutputFormat.yaml):
+        document = views.sweep_document(plan, [job_from(sts, []) for sts in created])
+        (app.terminal.json if output is OutputFormat.json else app.terminal.yaml)(document)
+    else:
+        varied = " x ".join(f"{p.key} ({len(p.values)})" for p in parameters)
+        shape = varied + (f" x {count} each" if varied and count > 1 else "")
+        app.terminal.line(
+            f"sweep {plan.id}: {len(plan.jobs)} job(s) submitted to {namespace}"
+            + (f" over {shape}" if shape else "")
+            + f", priority {job.priority}"
+        )
+        app.terminal.info(f"see them with: ant list --sweep {plan.id}")

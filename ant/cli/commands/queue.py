@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ant.cli.context import App
+from ant.cli.options import OutputFormat, output_option
+
+HELP = """Show the jobs waiting for capacity, in the order the scheduler considers them.
+
+Priority first (high, normal, opportunistic), then submission time. PENDING is
+unscheduled/total pods; a Partial job has some pods running, holding resources it
+cannot use until the rest are scheduled. REASON is the scheduler's. The last lines
+give the accelerator capacity: allocatable on Ready nodes, and what the pods in scope
+request, running and pending. Positions count every waiting job in the namespace(s),
+yours or not; the list shows yours unless --all-users or --user."""
+
+
+def queue(
+    ctx: typer.Context,
+    all_users: Annotated[bool, typer.Option("--all-users", help="Everyone's jobs.")] = False,
+    user: Annotated[str | None, typer.Option("--user", help="This user's jobs.")] = None,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")
+    ] = False,
+    resource: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--resource", help="Capacity of this resource (repeatable; default: accelerators)."
+        ),
+    ] = None,
+    output: Annotated[
+        OutputFormat,
+        output_option(OutputFormat.table, OutputFormat.wide, OutputFormat.json, OutputFormat.yaml),
+    ] = OutputFormat.table,
+) -> None:
+    from ant.cli import views
+    from ant.errors import UsageError
+    from ant.jobs.identity import user_label, whoami
+    from ant.jobs.queue import get_queue
+
+    app: App = ctx.obj
+    if all_users and user:
+        raise UsageError("--all-users and --user contradict each other")
+    namespace = None if all_namespaces else app.namespace
+    owner = None if all_users else (user_label(user) if user else whoami(app.client).label)
+    found = get_queue(app.client, namespace, user_label=owner, resources=resource or ())
+    if output is OutputFormat.json:
+        app.terminal.json(views.queue_document(found))
+    elif output is OutputFormat.yaml:
+        app.terminal.yaml(views.queue_document(found))
+    else:
+        views.render_queue(app.terminal, found, wide=output is OutputFormat.wide)
