@@ -1001,19 +1001,31 @@ def check_ports(ports: dict[str, int]) -> None:
                 ) from None
 
 
-def healthy(layout: Layout) -> bool:
+def healthy(layout: Layout, patience: float = 60.0) -> bool:
+    """Every component of the recorded cluster runs and the apiserver is ready.
+
+    A cluster whose processes all run is only slow (a loaded machine, a restart in
+    progress): wait up to ``patience`` seconds for /readyz rather than replace it
+    and delete its state.
+    """
     info = read_cluster_json(layout)
     if not info:
         return False
     pids = recorded_pids(layout)
     if set(pids) != set(COMPONENTS) or not all(is_ours(p, layout) for p in pids.values()):
         return False
-    try:
-        token = Path(info["users"]["admin"]["token_file"]).read_text().strip()
-        status, _ = http("GET", info["server"] + "/readyz", ca=Path(info["ca"]), token=token)
-    except (OSError, KeyError, ValueError):
-        return False
-    return status == 200
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            token = Path(info["users"]["admin"]["token_file"]).read_text().strip()
+            status, _ = http("GET", info["server"] + "/readyz", ca=Path(info["ca"]), token=token)
+            if status == 200:
+                return True
+        except (OSError, KeyError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1.0)
 
 
 def node_problems(api: Api, count: int) -> str | None:
