@@ -45,7 +45,8 @@ def queue(
         raise UsageError("--all-users and --user contradict each other")
     namespace = None if all_namespaces else app.namespace
     owner = None if all_users else (user_label(user) if user else whoami(app.client).label)
-    found = get_queue(app.client, namespace, user_label=owner, resources=resource or ())
+    # Reads go through the ant cache when one is configured; writes still reach the API server.
+    found = get_queue(app.reader, namespace, user_label=owner, resources=resource or ())
     if output is OutputFormat.json:
         app.terminal.json(views.queue_document(found))
     elif output is OutputFormat.yaml:
