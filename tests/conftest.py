@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.helpers import wait_for
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -204,14 +205,6 @@ def devcluster() -> DevCluster:
     return load_devcluster(kubeconfig.parent / "cluster.json")
 
 
-def _wait_for(what: str, probe: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def namespace(devcluster: DevCluster) -> Iterator[str]:
     """A fresh namespace with the same researcher RBAC as `research` (alice, bob, carol).
@@ -247,7 +240,7 @@ def namespace(devcluster: DevCluster) -> Iterator[str]:
                 )
                 return bool(sas.items)
 
-            _wait_for(f"the default ServiceAccount in namespace {name}", has_default_sa)
+            wait_for(f"the default ServiceAccount in namespace {name}", has_default_sa)
             yield name
         finally:
             try:

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,7 @@ from ant.kube import resources as r
 from ant.kube.auth import StaticAuth
 from ant.kube.client import Client, connect
 from ant.kube.transport import Transport
+from tests.helpers import wait_for
 from tests.unit.test_cache_metrics import parse as parse_metrics
 
 if TYPE_CHECKING:
@@ -88,14 +89,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _wait(what: str, probe: Callable[[], bool], timeout: float = 60.0, every: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
 
 
 def _service_account_kubeconfig(devcluster: DevCluster, namespace: str, path: Path) -> None:
@@ -194,7 +187,7 @@ def cache_ns(devcluster: DevCluster) -> Iterator[str]:
             sas = core.list_namespaced_service_account(name, field_selector="metadata.name=default")
             return bool(sas.items)
 
-        _wait("the default ServiceAccount", has_default_sa, 30)
+        wait_for("the default ServiceAccount", has_default_sa, 30)
         try:
             yield name
         finally:
@@ -233,7 +226,7 @@ def cache(
             return False
 
     try:
-        _wait("ant cache serve /readyz", ready, 60)
+        wait_for("ant cache serve /readyz", ready, 60)
         yield process
     finally:
         if proc.poll() is None:
@@ -322,7 +315,7 @@ def converged(cache_client: Client, api: Client, namespace: str, timeout: float 
         return truth == seen
 
     try:
-        _wait("the cache to converge to the API server", same, timeout, every=0.5)
+        wait_for("the cache to converge to the API server", same, timeout, every=0.5)
     except pytest.fail.Exception:
         truth, seen = last["truth"], last["seen"]
         for kind in truth:
@@ -360,7 +353,7 @@ def test_alice_sees_through_the_cache_exactly_what_the_api_server_shows(
     submit(devcluster, ns, "seen-bob", user="bob")
     api = connect(str(devcluster.kubeconfig), "alice")
     through = cache.client(token(devcluster, "alice"))
-    _wait(
+    wait_for(
         "the jobs' pods",
         lambda: len([p for p in api.list(r.PODS, ns).items if p.status.phase == "Running"]) == 6,
     )
@@ -548,7 +541,7 @@ def test_a_forced_410_relists_and_converges(devcluster: DevCluster, cache: Cache
         ok(devcluster, "delete", "-n", ns, "gone-a", "--yes")
         admin = connect(str(devcluster.kubeconfig), "admin")
         admin.patch(r.SERVICES, "gone-b", {"metadata": {"labels": {"touched": "yes"}}}, ns)
-        _wait(
+        wait_for(
             "the deleted job's pods to go",
             lambda: (
                 not [p for p in api.list(r.PODS, ns).items if p.metadata.name.startswith("gone-a-")]

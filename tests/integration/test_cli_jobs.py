@@ -15,8 +15,6 @@ import json
 import re
 import subprocess
 import textwrap
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ import yaml
 from ant.cli.environment import Environment
 from ant.cli.main import run
 from ant.errors import ExitCode
+from tests.helpers import unique, wait_for
 
 if TYPE_CHECKING:
     from tests.conftest import DevCluster
@@ -117,21 +116,6 @@ def ant(devcluster: DevCluster, tmp_path: Path) -> Iterator[Ant]:
             "delete", "-n", namespace, name, "--yes", "--wait", "--timeout", "60s", user="admin"
         )
         assert result.code in (0, ExitCode.NOT_FOUND), str(result)
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.3)
 
 
 def job_json(ant: Ant, namespace: str, name: str) -> dict[str, Any]:

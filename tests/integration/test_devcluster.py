@@ -16,6 +16,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiException
 
+from tests.helpers import wait_for
+
 if TYPE_CHECKING:
     from tests.conftest import DevCluster
 
@@ -28,25 +30,6 @@ LOG_LINE = "train.py:204] step=12000 loss=2.4173"
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def wait_until(
-    what: str,
-    probe: Callable[[], T | None],
-    timeout: float = 45.0,
-    state: Callable[[], str] | None = None,
-) -> T:
-    """Poll `probe` until it returns something truthy; on timeout fail naming `what` and,
-    when given, the last observed `state()`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            seen = f"; last seen: {state()}" if state else ""
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}{seen}")
-        time.sleep(0.2)
 
 
 def headless_service(name: str) -> dict[str, Any]:
@@ -115,7 +98,7 @@ def wait_running(core: client.CoreV1Api, namespace: str, app: str, count: int) -
         last = pods_of(core, namespace, app)
         return last if len(last) == count and all(is_ready(p) for p in last) else None
 
-    return wait_until(f"{count} Running+Ready pods of {app}", probe, state=lambda: describe(last))
+    return wait_for(f"{count} Running+Ready pods of {app}", probe, state=lambda: describe(last))
 
 
 def wait_pods_gone(core: client.CoreV1Api, namespace: str, app: str) -> None:
@@ -126,7 +109,7 @@ def wait_pods_gone(core: client.CoreV1Api, namespace: str, app: str) -> None:
         last = pods_of(core, namespace, app)
         return not last
 
-    wait_until(f"pods of {app} to go away", probe, state=lambda: describe(last))
+    wait_for(f"pods of {app} to go away", probe, state=lambda: describe(last))
 
 
 @contextmanager
@@ -306,7 +289,7 @@ def test_priority_fills_pool_and_low_priority_waits(devcluster: DevCluster, name
                             return pods[0]
                         return None
 
-                    pod = wait_until(f"{low}-0 to be Unschedulable", unschedulable)
+                    pod = wait_for(f"{low}-0 to be Unschedulable", unschedulable)
                     assert pod.status.phase == "Pending"
                     assert pod.spec.priority == 10
                     assert "google.com/tpu" in (

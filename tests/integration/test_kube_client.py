@@ -29,6 +29,7 @@ from ant.kube import resources as r
 from ant.kube.client import Client, Resource, connect
 from ant.kube.convert import to_message
 from ant.kube.watch import follow
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -67,17 +68,6 @@ def service(name: str) -> Any:
         {"metadata": {"name": name}, "spec": {"clusterIP": "None", "selector": {"app": name}}},
         core_v1_pb2.Service,
     )
-
-
-def wait_for(what: str, probe, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def test_statefulset_and_service_crud_in_protobuf(devcluster, namespace):

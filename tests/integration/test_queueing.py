@@ -35,6 +35,7 @@ import pytest
 from ant.cli.environment import Environment
 from ant.cli.main import run
 from ant.errors import ExitCode
+from tests.helpers import wait_for
 
 if TYPE_CHECKING:
     from tests.conftest import DevCluster
@@ -158,24 +159,6 @@ class Ant:
 
     def queue(self, *flags: str, user: str = "alice") -> dict[str, Any]:
         return dict(self.ok("queue", "-o", "json", *flags, user=user).json())
-
-
-def wait_for(
-    what: str,
-    probe: Callable[[], Any],
-    timeout: float = 60.0,
-    state: Callable[[], Any] | None = None,
-) -> Any:
-    """Poll ``probe`` until it is truthy; on timeout, fail showing ``state()``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            seen = f"; last seen: {state()}" if state else ""
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}{seen}")
-        time.sleep(0.3)
 
 
 # ---- the independent view (kubernetes package, admin) -------------------------------------

@@ -19,7 +19,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -33,6 +32,7 @@ from ant.cli.environment import Environment
 from ant.cli.main import run
 from ant.errors import ExitCode
 from tests.conftest import DevCluster
+from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("ant_priorities")]
 
@@ -123,17 +123,6 @@ def ant(devcluster: DevCluster, namespace: str, tmp_path: Path) -> Ant:
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:5]}"
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
 
 
 # ---- the independent view ----------------------------------------------------------------
