@@ -13,10 +13,8 @@ and annotation of the StatefulSet, from which the client derives the rest of a j
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from ant.cache.selectors import FieldSelector, LabelSelector, parse_fields
@@ -79,33 +77,7 @@ def _tally_preemptions(
         table = store.table("events")
         entries, _ = table.select(namespace, None, _preempted_selector(table.kind.supported_fields))
         preempted = [decode(table.kind, e.raw) for e in entries]
-    by_job: dict[tuple[str, str], list[datetime]] = defaultdict(list)
-    for p in queue.preemptions_in(preempted, pods):
-        name, _, ordinal = p.pod.rpartition("-")
-        if ordinal.isdigit():
-            by_job[(p.namespace, name)].append(p.at)
-    out = []
-    for job in jobs:
-        times = by_job.get((job.namespace, job.name))
-        out.append(_with_tally(job, times) if times else job)
-    return out
-
-
-def _with_tally(job: Job, times: list[datetime]) -> Job:
-    from ant.jobs import queue
-
-    count, last = queue.count_preemptions(
-        job.preemptions, job.last_preempted_at, times, job.created_at
-    )
-    if count == job.preemptions and last == job.last_preempted_at:
-        return job
-    stamp = last.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if last else ""
-    annotations = {
-        **job.annotations,
-        schema.PREEMPTIONS: str(count),
-        schema.LAST_PREEMPTED_AT: stamp,
-    }
-    return replace(job, preemptions=count, annotations=annotations)
+    return queue.tally_preemptions(jobs, preempted, pods)
 
 
 _PREEMPTED: list[FieldSelector] = []
