@@ -324,6 +324,17 @@ def test_dry_run_needs_no_kubeconfig_and_marks_the_local_user(tmp_path: Path) ->
     assert limits == {"google.com/tpu": "4"}
 
 
+def test_dry_run_with_output_name_prints_only_the_names_it_would_create() -> None:
+    single = ant("submit", "--dry-run", "-o", "name", "--name", "bert", "--image", "i")
+    assert (single.code, single.out) == (0, "bert\n")
+    sweep = ant(
+        "submit", "--dry-run", "-o", "name", "--name", "bert", "--image", "i", "--sweep", "lr=1,2"
+    )
+    names = sweep.out.split()
+    assert len(names) == 2
+    assert all(n.startswith("bert-") for n in names)
+
+
 def test_submit_from_a_file_with_flags_over_it(tmp_path: Path) -> None:
     job = tmp_path / "job.yaml"
     job.write_text(

@@ -11,7 +11,7 @@ from ant.cli.context import App
 from ant.cli.options import OutputFormat, output_option
 
 if TYPE_CHECKING:
-    from ant.jobs.manifest import Provenance
+    from ant.jobs.manifest import Manifests, Provenance
     from ant.jobs.spec import JobSpec
     from ant.jobs.sweep import Parameter
 
@@ -121,15 +121,7 @@ def submit(
         from ant.jobs.lifecycle import to_messages
 
         to_messages(manifests)  # the same client-side checks as a real submit
-        document = {
-            "apiVersion": "v1",
-            "kind": "List",
-            "items": [manifests.service, manifests.statefulset],
-        }
-        if output is OutputFormat.json:
-            app.terminal.json(document)
-        else:
-            app.terminal.yaml(document)
+        _print_dry_run(app, [manifests], output)
         return
 
     with app.terminal.status(f"submitting {manifests.name}"):
@@ -169,9 +161,7 @@ def _submit_sweep(
     if dry_run:
         for planned in plan.jobs:
             to_messages(planned.manifests)  # the same client-side checks as a real submit
-        items = [m for j in plan.jobs for m in (j.manifests.service, j.manifests.statefulset)]
-        document = {"apiVersion": "v1", "kind": "List", "items": items}
-        (app.terminal.json if output is OutputFormat.json else app.terminal.yaml)(document)
+        _print_dry_run(app, [j.manifests for j in plan.jobs], output)
         return
     try:
         with app.terminal.progress(len(plan.jobs), f"submitting sweep {plan.id}") as progress:
@@ -200,3 +190,14 @@ def _submit_sweep(
             + f", priority {job.priority}"
         )
         app.terminal.info(f"see them with: ant list --sweep {plan.id}")
+
+
+def _print_dry_run(app: App, jobs: list[Manifests], output: OutputFormat | None) -> None:
+    """What --dry-run would create: the names (-o name), or the manifests as a List."""
+    if output is OutputFormat.name:
+        for m in jobs:
+            app.terminal.line(m.name)
+        return
+    items = [obj for m in jobs for obj in (m.service, m.statefulset)]
+    document = {"apiVersion": "v1", "kind": "List", "items": items}
+    (app.terminal.json if output is OutputFormat.json else app.terminal.yaml)(document)
