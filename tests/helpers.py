@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,3 +40,46 @@ def wait_for(
 def unique(prefix: str) -> str:
     """A name no other test (or earlier run) uses."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Result:
+    """What one in-process ``ant`` run produced."""
+
+    argv: list[str]
+    code: int
+    out: str
+    err: str
+
+    @property
+    def err_lines(self) -> list[str]:
+        return self.err.splitlines()
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+    def __str__(self) -> str:
+        return f"ant {' '.join(self.argv)} -> {self.code}\nstdout: {self.out}\nstderr: {self.err}"
+
+
+def run_ant(
+    argv: Sequence[str],
+    *,
+    vars: Mapping[str, str] | None = None,
+    stdin: io.StringIO | None = None,
+    cwd: Path | None = None,
+) -> Result:
+    """Run the real CLI in-process with an injected Environment (no patching of sys)."""
+    from ant.cli.environment import Environment
+    from ant.cli.main import run
+
+    out, err = io.StringIO(), io.StringIO()
+    env = Environment(
+        stdin=stdin or io.StringIO(""),
+        stdout=out,
+        stderr=err,
+        vars={"NO_COLOR": "1", **(vars or {})},
+        cwd=str(cwd or Path.cwd()),
+    )
+    code = run(list(argv), env=env)
+    return Result(list(argv), int(code), out.getvalue(), err.getvalue())

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import io
 import json
 import os
 import re
@@ -35,14 +34,12 @@ import pytest
 import requests
 import yaml
 
-from ant.cli.environment import Environment
-from ant.cli.main import run
 from ant.errors import ExitCode, Forbidden
 from ant.kube import resources as r
 from ant.kube.auth import StaticAuth
 from ant.kube.client import Client, connect
 from ant.kube.transport import Transport
-from tests.helpers import wait_for
+from tests.helpers import Result, run_ant, wait_for
 from tests.unit.test_cache_metrics import parse as parse_metrics
 
 if TYPE_CHECKING:
@@ -244,13 +241,6 @@ def cache(
 # ---- ant, in process -------------------------------------------------------------------------
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
 def ant(
     devcluster: DevCluster,
     *argv: str,
@@ -265,10 +255,7 @@ def ant(
         vars["ANT_CACHE_CA"] = str(cache.ca)
     if home is not None:
         vars |= {"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
-    out, err = io.StringIO(), io.StringIO()
-    env = Environment(stdin=io.StringIO(""), stdout=out, stderr=err, vars=vars, cwd=str(REPO))
-    code = run([*args, *argv], env=env)
-    return Result(int(code), out.getvalue(), err.getvalue())
+    return run_ant([*args, *argv], vars=vars, cwd=REPO)
 
 
 def ok(devcluster: DevCluster, *argv: str, **kwargs: Any) -> Result:

@@ -26,7 +26,7 @@ import yaml
 from ant.cli.environment import Environment
 from ant.cli.main import run
 from ant.errors import ExitCode
-from tests.helpers import unique, wait_for
+from tests.helpers import Result, run_ant, unique, wait_for
 
 if TYPE_CHECKING:
     from tests.conftest import DevCluster
@@ -39,22 +39,6 @@ TPU = "google.com/tpu"
 
 
 # ---- running ant ---------------------------------------------------------------------------
-@dataclass
-class Result:
-    argv: list[str]
-    code: int
-    out: str
-    err: str
-
-    @property
-    def err_lines(self) -> list[str]:
-        return self.err.splitlines()
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-    def __str__(self) -> str:
-        return f"ant {' '.join(self.argv)} -> {self.code}\nstdout: {self.out}\nstderr: {self.err}"
 
 
 class TTYInput(io.StringIO):
@@ -81,17 +65,9 @@ class Ant:
         args = ["--kubeconfig", str(kubeconfig or self.devcluster.kubeconfig)]
         if user:
             args += ["--context", user]
-        full = [*args, *argv]
-        out, err = io.StringIO(), io.StringIO()
-        env = Environment(
-            stdin=stdin or io.StringIO(""),
-            stdout=out,
-            stderr=err,
-            vars={"NO_COLOR": "1", "USER": "nobody", **(vars or {})},
-            cwd=str(self.cwd),
+        return run_ant(
+            [*args, *argv], vars={"USER": "nobody", **(vars or {})}, stdin=stdin, cwd=self.cwd
         )
-        code = run(full, env=env)
-        return Result(full, int(code), out.getvalue(), err.getvalue())
 
     def ok(self, *argv: str, **kwargs: Any) -> Result:
         result = self(*argv, **kwargs)

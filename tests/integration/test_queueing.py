@@ -20,7 +20,6 @@ ones (docs/queueing.md explains this, and why gang admission needs Kueue).
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import time
@@ -32,10 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ant.cli.environment import Environment
-from ant.cli.main import run
 from ant.errors import ExitCode
-from tests.helpers import wait_for
+from tests.helpers import Result, run_ant, wait_for
 
 if TYPE_CHECKING:
     from tests.conftest import DevCluster
@@ -106,18 +103,6 @@ def check_schema(doc: dict[str, Any], name: str) -> None:
 
 
 # ---- running ant -------------------------------------------------------------------------
-@dataclass
-class Result:
-    argv: list[str]
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-    def __str__(self) -> str:
-        return f"ant {' '.join(self.argv)} -> {self.code}\nstdout: {self.out}\nstderr: {self.err}"
 
 
 @dataclass
@@ -138,16 +123,7 @@ class Ant:
             self.namespace,
             *argv,
         ]
-        out, err = io.StringIO(), io.StringIO()
-        env = Environment(
-            stdin=io.StringIO(""),
-            stdout=out,
-            stderr=err,
-            vars={"NO_COLOR": "1", "USER": "nobody"},
-            cwd=str(self.cwd),
-        )
-        code = run(full, env=env)
-        return Result(full, int(code), out.getvalue(), err.getvalue())
+        return run_ant(full, vars={"USER": "nobody"}, cwd=self.cwd)
 
     def ok(self, *argv: str, user: str = "alice") -> Result:
         result = self(*argv, user=user)

@@ -28,11 +28,9 @@ from typing import Any
 
 import pytest
 
-from ant.cli.environment import Environment
-from ant.cli.main import run
 from ant.errors import ExitCode
 from tests.conftest import DevCluster
-from tests.helpers import wait_for
+from tests.helpers import Result, run_ant, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("ant_priorities")]
 
@@ -49,18 +47,6 @@ spec:
 
 
 # ---- running ant -----------------------------------------------------------------------
-@dataclass
-class Result:
-    argv: list[str]
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-    def __str__(self) -> str:
-        return f"ant {' '.join(self.argv)} -> {self.code}\nstdout: {self.out}\nstderr: {self.err}"
 
 
 @dataclass
@@ -81,17 +67,7 @@ class Ant:
         ]
 
     def __call__(self, *argv: str, stdin: io.StringIO | None = None) -> Result:
-        full = self.args(*argv)
-        out, err = io.StringIO(), io.StringIO()
-        env = Environment(
-            stdin=stdin or io.StringIO(""),
-            stdout=out,
-            stderr=err,
-            vars={"NO_COLOR": "1"},
-            cwd=str(self.cwd),
-        )
-        code = run(full, env=env)
-        return Result(full, int(code), out.getvalue(), err.getvalue())
+        return run_ant(self.args(*argv), stdin=stdin, cwd=self.cwd)
 
     def ok(self, *argv: str) -> Result:
         result = self(*argv)

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,32 +22,13 @@ from ant.cli.environment import Environment
 from ant.cli.main import hoist_global_options, run, split_trailing_command
 from ant.cli.terminal import Column, Terminal
 from ant.errors import ExitCode, ValidationError
+from tests.helpers import Result, run_ant
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def err_lines(self) -> list[str]:
-        return self.err.splitlines()
-
-
 def ant(*argv: str, vars: dict[str, str] | None = None, cwd: Path | None = None) -> Result:
-    out, err = io.StringIO(), io.StringIO()
-    env = Environment(
-        stdin=io.StringIO(""),
-        stdout=out,
-        stderr=err,
-        vars={"NO_COLOR": "1", **(vars or {})},
-        cwd=str(cwd or Path.cwd()),
-    )
-    code = run(list(argv), env=env)
-    return Result(int(code), out.getvalue(), err.getvalue())
+    return run_ant(argv, vars=vars, cwd=cwd)
 
 
 def dry_run(*argv: str, **kwargs: Any) -> dict[str, Any]:
