@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -35,3 +35,9 @@ def _check_choice(
         allowed = ", ".join(c.value for c in choices)
         raise typer.BadParameter(f"{value.value!r} is not one of {allowed}")
     return value
+
+
+# Whose jobs, and where: the same three options on every command that reads many jobs.
+AllUsers = Annotated[bool, typer.Option("--all-users", help="Everyone's jobs.")]
+User = Annotated[str | None, typer.Option("--user", help="This user's jobs.")]
+AllNamespaces = Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ant.cli.context import App
-from ant.cli.options import OutputFormat, output_option
+from ant.cli.options import AllNamespaces, AllUsers, OutputFormat, User, output_option
 
 if TYPE_CHECKING:
     from ant.jobs.model import Job
@@ -19,11 +19,9 @@ One label query for StatefulSets and one for pods, joined in memory."""
 
 def list_jobs(
     ctx: typer.Context,
-    all_users: Annotated[bool, typer.Option("--all-users", help="Everyone's jobs.")] = False,
-    user: Annotated[str | None, typer.Option("--user", help="This user's jobs.")] = None,
-    all_namespaces: Annotated[
-        bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")
-    ] = False,
+    all_users: AllUsers = False,
+    user: User = None,
+    all_namespaces: AllNamespaces = False,
     selector: Annotated[
         str | None, typer.Option("--selector", "-l", help="Label selector, e.g. team=nlp.")
     ] = None,

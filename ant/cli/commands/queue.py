@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from ant.cli.context import App
-from ant.cli.options import OutputFormat, output_option
+from ant.cli.options import AllNamespaces, AllUsers, OutputFormat, User, output_option
 
 HELP = """Show the jobs waiting for capacity, in the order the scheduler considers them.
 
@@ -19,11 +19,9 @@ yours or not; the list shows yours unless --all-users or --user."""
 
 def queue(
     ctx: typer.Context,
-    all_users: Annotated[bool, typer.Option("--all-users", help="Everyone's jobs.")] = False,
-    user: Annotated[str | None, typer.Option("--user", help="This user's jobs.")] = None,
-    all_namespaces: Annotated[
-        bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")
-    ] = False,
+    all_users: AllUsers = False,
+    user: User = None,
+    all_namespaces: AllNamespaces = False,
     resource: Annotated[
         list[str] | None,
         typer.Option(
