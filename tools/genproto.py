@@ -49,6 +49,7 @@ WANTED = (
     "k8s.io/api/apps/v1",
     "k8s.io/api/autoscaling/v1",
     "k8s.io/api/scheduling/v1",
+    "k8s.io/api/scheduling/v1beta1",
     "k8s.io/api/authentication/v1",
     "k8s.io/api/authorization/v1",
     "k8s.io/api/events/v1",
