@@ -17,7 +17,8 @@ from pathlib import Path
 from ant.cache.auth import DEFAULT_TTL, Authenticator, AuthMetrics, Authorizer
 from ant.cache.informer import Informer, InformerMetrics, Informers
 from ant.cache.metrics import LabelValues, Registry
-from ant.cache.server import CacheApp, Listener, serve, server_metrics
+from ant.cache.server.app import CacheApp, server_metrics
+from ant.cache.server.listener import Listener, serve
 from ant.cache.store import KINDS, Store, Strip
 from ant.cache.tls import self_signed, server_context
 from ant.errors import ConfigError

@@ -21,7 +21,9 @@ import pytest
 
 from ant.cache.auth import Authenticator, Authorizer
 from ant.cache.metrics import Registry
-from ant.cache.server import CacheApp, Reply, Request, negotiate, serve
+from ant.cache.server.app import CacheApp
+from ant.cache.server.listener import serve
+from ant.cache.server.wire import Reply, Request, negotiate
 from ant.cache.store import KINDS, Store, Strip, make_entry
 from ant.cache.tls import self_signed, server_context
 from ant.jobs.model import job_list_document, jobs_from

@@ -1,126 +1,40 @@
-"""The cache's HTTP API: Kubernetes-compatible reads, the job endpoint, probes, metrics.
-
-``CacheApp.handle`` turns a ``Request`` into a ``Reply`` (no sockets: unit-testable);
-``serve`` puts it behind a TLS ``ThreadingHTTPServer`` with HTTP/1.1 keep-alive.
-
-Every data request is authenticated (bearer token, TokenReview) and authorized
-(SubjectAccessReview for its verb, resource and namespace) before anything is read, so
-the cache never reveals an object its caller could not read from the API server:
-
-    GET /api/v1/namespaces/{ns}/pods[/{name}]        (also services, events)
-    GET /api/v1/pods, /api/v1/nodes[/{name}], ...    (cluster-wide: list at cluster scope)
-    GET /apis/apps/v1/namespaces/{ns}/statefulsets[/{name}], /apis/apps/v1/statefulsets
-    GET /ant/v1/namespaces/{ns}/jobs, /ant/v1/jobs   (?user= &mine=true &selector=
-                                                     &status= &view=table|full)
-    GET /api, /apis, /api/v1, /apis/apps/v1          (discovery, for kubectl --server)
-    GET /metrics                                     (needs get on the non-resource URL)
-    GET /livez, /readyz                              (no authentication: probes)
-
-Lists take ``labelSelector`` and ``fieldSelector`` like the API server; every list and
-the job endpoint take ``resourceVersion=N``: the answer waits (up to ``rv_wait``) until
-the cache has seen N, else 504 with Retry-After (read-your-writes). Answers are
-protobuf (``application/vnd.kubernetes.protobuf``, the Kubernetes envelope) or JSON, by
-the Accept header as on the API server. Errors are ``meta.v1.Status`` in either form.
-
-Serialized answers are kept per (path, selectors, format) and reused until the tables
-they came from change (their generation), so a burst of identical reads costs one
-serialization.
-"""
+"""Routing and handlers: ``CacheApp.handle`` turns a ``Request`` into a ``Reply``."""
 
 from __future__ import annotations
 
-import json
 import logging
-import socket
-import ssl
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ant import __version__
 from ant.cache import jobs as jobrows
 from ant.cache.auth import Attributes, Authenticator, Authorizer, ReviewError, UserInfo
 from ant.cache.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ant.cache.metrics import Counter, Histogram, Registry
 from ant.cache.selectors import parse_fields, parse_labels
-from ant.cache.store import Entry, Kind, Store, rv_int
-from ant.errors import ApiError, BadRequest
+from ant.cache.server.discovery import discovery
+from ant.cache.server.wire import (
+    JSON,
+    PROTOBUF,
+    Failure,
+    Reply,
+    Request,
+    fail,
+    list_json,
+    list_protobuf,
+    negotiate,
+    status_body,
+)
+from ant.cache.store import Kind, Store, rv_int
+from ant.errors import BadRequest
 from ant.jobs.identity import user_label
 from ant.jobs.model import JobStatus
 from ant.kube import codec
 
 log = logging.getLogger("ant.cache.server")
-
-PROTOBUF = codec.PROTOBUF
-JSON = codec.JSON
-
-
-# --- requests and replies --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    target: str  # path and query, as sent
-    headers: Mapping[str, str]  # lower-case names
-
-    def header(self, name: str) -> str:
-        return self.headers.get(name, "")
-
-
-@dataclass
-class Reply:
-    status: int
-    content_type: str
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-    endpoint: str = "other"
-
-
-class Failure(Exception):
-    """Answer with this Status (code, reason, message), in the caller's format."""
-
-    def __init__(self, code: int, reason: str, message: str, retry_after: int = 0) -> None:
-        super().__init__(message)
-        self.code = code
-        self.reason = reason
-        self.message = message
-        self.retry_after = retry_after
-
-
-def _fail(e: ApiError) -> Failure:
-    return Failure(e.status.code, e.status.reason, e.status.message)
-
-
-# --- content negotiation ---------------------------------------------------------------
-
-
-def negotiate(accept: str) -> str | None:
-    """PROTOBUF or JSON, the first the Accept header allows in its order; None: 406.
-
-    Media types with an ``as=`` conversion (Table, PartialObjectMetadata) are not
-    served: a client listing them first gets the next one it accepts, as from the API
-    server for types it cannot convert.
-    """
-    if not accept.strip():
-        return JSON
-    for part in accept.split(","):
-        media, *params = (p.strip() for p in part.split(";"))
-        options = dict(p.partition("=")[::2] for p in params)
-        if "as" in options or options.get("q") in ("0", "0.0"):
-            continue
-        if media == PROTOBUF and options.get("stream") is None:
-            return PROTOBUF
-        if media in (JSON, "application/*", "*/*"):
-            return JSON
-    return None
-
-
-# --- the application -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -387,7 +301,7 @@ class CacheApp:
             labels = parse_labels(labels_text)
             fields = parse_fields(fields_text, kind.supported_fields)
         except BadRequest as e:
-            raise _fail(e) from e
+            raise fail(e) from e
         entries, rv = table.select(namespace, labels, fields)
         body = list_protobuf(kind, entries, rv) if fmt == PROTOBUF else list_json(kind, entries, rv)
         self.responses.put(key, version, body)
@@ -432,7 +346,7 @@ class CacheApp:
         try:
             selector = parse_labels(selector_text)
         except BadRequest as e:
-            raise _fail(e) from e
+            raise fail(e) from e
         rows = jobrows.compute(self.store, ns, selector, statuses, events=with_events)
         body = jobrows.encode(rows, view) if fmt == PROTOBUF else jobrows.document(rows)
         self.responses.put(key, version, body)
@@ -461,230 +375,3 @@ class CacheApp:
 
 def _not_found(path: str) -> Failure:
     return Failure(404, "NotFound", f"the ant cache does not serve {path}")
-
-
-# --- encoding ----------------------------------------------------------------------
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def list_protobuf(kind: Kind, entries: Sequence[Entry], rv: str) -> bytes:
-    """``<Kind>List{metadata{resourceVersion}, items}`` from the items' stored bytes.
-
-    Field 1 (ListMeta, whose field 2 is resourceVersion) and repeated field 2 (items)
-    are length-delimited: writing them directly skips decoding and re-encoding every
-    object.
-    """
-    rv_bytes = rv.encode()
-    meta = b"\x12" + _varint(len(rv_bytes)) + rv_bytes
-    parts = [b"\x0a", _varint(len(meta)), meta]
-    for entry in entries:
-        parts += (b"\x12", _varint(len(entry.raw)), entry.raw)
-    return codec.encode_envelope(kind.resource.api_version, kind.list_kind, b"".join(parts))
-
-
-def list_json(kind: Kind, entries: Sequence[Entry], rv: str) -> bytes:
-    head = (
-        f'{{"kind":"{kind.list_kind}","apiVersion":"{kind.resource.api_version}",'
-        f'"metadata":{{"resourceVersion":{json.dumps(rv)}}},"items":['
-    ).encode()
-    return head + b",".join(e.json(kind) for e in entries) + b"]}"
-
-
-def status_body(f: Failure, fmt: str) -> bytes:
-    if fmt == PROTOBUF:
-        from ant.kube.proto import meta_v1_pb2
-
-        status = meta_v1_pb2.Status(
-            metadata=meta_v1_pb2.ListMeta(),
-            status="Failure",
-            message=f.message,
-            reason=f.reason,
-            code=f.code,
-        )
-        if f.retry_after:
-            status.details.retryAfterSeconds = f.retry_after
-        return codec.encode(status, "v1", "Status")
-    doc: dict[str, Any] = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": f.message,
-        "reason": f.reason,
-        "code": f.code,
-    }
-    if f.retry_after:
-        doc["details"] = {"retryAfterSeconds": f.retry_after}
-    return json.dumps(doc).encode()
-
-
-# --- discovery ---------------------------------------------------------------------
-
-_SHORT_NAMES = {
-    "pods": ["po"],
-    "services": ["svc"],
-    "nodes": ["no"],
-    "events": ["ev"],
-    "statefulsets": ["sts"],
-}
-
-
-def discovery(path: str, store: Store) -> Reply:
-    """Just enough of the API server's discovery for ``kubectl --server`` to list."""
-    kinds = [t.kind for t in store.tables.values()]
-    doc: dict[str, Any]
-    if path == "/version":
-        doc = {
-            "major": "",
-            "minor": "",
-            "gitVersion": f"ant-cache-{__version__}",
-            "platform": "python",
-        }
-    elif path == "/api":
-        doc = {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
-    elif path == "/apis":
-        apps = {"groupVersion": "apps/v1", "version": "v1"}
-        groups = [{"name": "apps", "versions": [apps], "preferredVersion": apps}]
-        doc = {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
-    else:
-        group = "apps" if path == "/apis/apps/v1" else ""
-        doc = {
-            "kind": "APIResourceList",
-            "apiVersion": "v1",
-            "groupVersion": "apps/v1" if group else "v1",
-            "resources": [
-                {
-                    "name": k.name,
-                    "singularName": k.resource.kind.lower(),
-                    "namespaced": k.namespaced,
-                    "kind": k.resource.kind,
-                    "verbs": ["get", "list"],
-                    "shortNames": _SHORT_NAMES.get(k.name, []),
-                }
-                for k in kinds
-                if k.resource.group == group
-            ],
-        }
-    return Reply(200, JSON, json.dumps(doc).encode())
-
-
-# --- HTTP ------------------------------------------------------------------------------
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "ant-cache"
-    sys_version = ""
-    timeout = 120  # an idle keep-alive connection is closed after this
-    app: CacheApp  # set on the subclass made by serve()
-
-    def do_GET(self) -> None:
-        self._answer(send_body=True)
-
-    def do_HEAD(self) -> None:
-        self._answer(send_body=False)
-
-    def _other(self) -> None:
-        self._answer(send_body=True)
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = _other
-
-    def _answer(self, *, send_body: bool) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        reply = self.app.handle(Request(self.command, self.path, headers))
-        self.send_response(reply.status)
-        self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if send_body:
-            self.wfile.write(reply.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
-
-
-class _TLSServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(
-        self, address: tuple[str, int], handler: type[_Handler], context: ssl.SSLContext | None
-    ):
-        super().__init__(address, handler)
-        self.context = context
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # The TLS handshake happens here, on the connection's own thread, so that a slow
-        # client never holds up accept().
-        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.context is None:
-            super().finish_request(request, client_address)
-            return
-        request.settimeout(10)
-        try:
-            tls = self.context.wrap_socket(request, server_side=True)
-        except (OSError, ssl.SSLError) as e:
-            log.debug("TLS handshake with %s failed: %s", client_address, e)
-            return
-        try:
-            tls.settimeout(None)
-            super().finish_request(tls, client_address)
-        finally:
-            self.shutdown_request(tls)  # the base class closes the plain socket, not this one
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("connection from %s ended with an error", client_address, exc_info=True)
-
-
-@dataclass
-class Listener:
-    server: _TLSServer
-    thread: threading.Thread
-
-    @property
-    def port(self) -> int:
-        return int(self.server.server_address[1])
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-
-def serve(app: CacheApp, host: str, port: int, context: ssl.SSLContext | None) -> Listener:
-    """Start answering on host:port (TLS unless ``context`` is None) on a daemon thread."""
-    handler = type("Handler", (_Handler,), {"app": app})
-    server = _TLSServer((host, port), handler, context)
-    thread = threading.Thread(target=server.serve_forever, name="ant-cache-http", daemon=True)
-    thread.start()
-    return Listener(server, thread)
-
-
-__all__ = [
-    "CacheApp",
-    "Failure",
-    "Listener",
-    "Reply",
-    "Request",
-    "ResponseCache",
-    "Route",
-    "negotiate",
-    "serve",
-    "server_metrics",
-]
