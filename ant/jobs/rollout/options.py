@@ -1,0 +1,132 @@
+"""What a rollout is asked to do: ``ant rollout``'s options, parsed and checked."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from ant.errors import (
+    UsageError,
+    ValidationError,
+)
+
+Order = Literal["descending", "ascending"]
+OnFailure = Literal["pause", "continue"]
+
+DEFAULT_TIMEOUT = 600.0
+
+_STATEFULSET_KINDS = frozenset({"statefulset", "statefulsets", "sts", "statefulset.apps"})
+_RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
+_BUDGET = re.compile(r"^(\d+)(%?)$")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """``--max-unavailable``: a number of pods, or a percentage of the job's replicas."""
+
+    value: int
+    percent: bool = False
+
+    def resolve(self, replicas: int) -> int:
+        """Pods allowed unavailable; a percentage is rounded down, but is at least 1."""
+        if self.percent:
+            return max(1, replicas * self.value // 100)
+        return self.value
+
+    def __str__(self) -> str:
+        return f"{self.value}%" if self.percent else str(self.value)
+
+
+DEFAULT_BUDGET = Budget(1)
+
+
+def parse_budget(text: str, flag: str = "--max-unavailable") -> Budget:
+    match = _BUDGET.match(text.strip())
+    if not match:
+        raise ValidationError(flag, f"{text!r} is not a number of pods or a percentage")
+    value, percent = int(match.group(1)), bool(match.group(2))
+    if value < 1:
+        raise ValidationError(flag, "must be at least 1", hint="a rollout must replace pods")
+    if percent and value > 100:
+        raise ValidationError(flag, f"{text} is more than 100%")
+    return Budget(value, percent)
+
+
+def parse_replicas(text: str, flag: str = "--replicas") -> frozenset[int]:
+    """``0,3,5-7`` -> {0, 3, 5, 6, 7}."""
+    chosen: set[int] = set()
+    for part in text.split(","):
+        match = _RANGE.match(part.strip())
+        if not match:
+            raise ValidationError(
+                flag, f"{part.strip()!r} is not a replica or a range", hint="e.g. 0,3,5-7"
+            )
+        low = int(match.group(1))
+        high = int(match.group(2)) if match.group(2) is not None else low
+        if high < low:
+            raise ValidationError(
+                flag, f"{part.strip()!r} is a backwards range", hint="write low-high"
+            )
+        chosen.update(range(low, high + 1))
+    return frozenset(chosen)
+
+
+def format_indexes(indexes: Iterable[int]) -> str:
+    """{0, 1, 2, 5} -> ``0-2,5``: the inverse of ``parse_replicas``."""
+    out: list[str] = []
+    ordered = sorted(set(indexes))
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        out.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+@dataclass(frozen=True)
+class RolloutOptions:
+    max_unavailable: Budget | None = None
+    batch_size: int | None = None
+    replicas: frozenset[int] | None = None  # None: every replica
+    order: Order = "descending"
+    timeout: float = DEFAULT_TIMEOUT  # per batch (and per wait for the budget)
+    on_failure: OnFailure = "pause"
+
+    def __post_init__(self) -> None:
+        if self.max_unavailable is not None and self.batch_size is not None:
+            raise UsageError("--batch-size and --max-unavailable cannot be used together")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValidationError("--batch-size", "must be at least 1")
+        if self.replicas is not None and not self.replicas:
+            raise ValidationError("--replicas", "names no replica")
+        if self.timeout <= 0:
+            raise ValidationError("--timeout", "must be positive")
+
+    @property
+    def budget(self) -> Budget:
+        return self.max_unavailable or DEFAULT_BUDGET
+
+    def describe_limit(self, replicas: int) -> str:
+        if self.batch_size is not None:
+            return f"batches of {self.batch_size}"
+        budget = self.budget
+        limit = budget.resolve(replicas)
+        detail = f" ({budget} of {replicas})" if budget.percent else ""
+        return f"at most {limit} unavailable{detail}"
+
+
+def parse_target(text: str) -> tuple[str, bool]:
+    """``JOB`` -> (JOB, False); ``statefulset/NAME`` -> (NAME, True): any StatefulSet, named."""
+    kind, sep, name = text.partition("/")
+    if not sep:
+        return text, False
+    if kind.lower() not in _STATEFULSET_KINDS or not name or "/" in name:
+        raise UsageError(
+            f"{text!r} is not a job name",
+            hint="name a job, or statefulset/NAME for any StatefulSet",
+        )
+    return name, True
