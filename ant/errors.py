@@ -27,7 +27,11 @@ CLI turns them into one line on stderr and a process exit code.
     ├── DecodeError ..................... 1  ERROR        a body ant cannot decode
     ├── Aborted ......................... 1  ERROR        the user said no at a prompt
     ├── RolloutPaused ................... 7  PAUSED       a rollout stopped on an unhealthy pod
-    └── SweepFailed (ant.jobs.sweep) .... the code of the first failure; names what was created
+    ├── SweepFailed (ant.jobs.sweep) .... the code of the first failure; names what was created
+    └── ReviewError (ant.cache.auth) .... 6  UNAVAILABLE  a token or access review failed (503)
+
+The cache answers its callers with these too: ``ant.cache.server`` raises an
+``ApiError`` whose ``Status`` becomes the reply (``ant.cache.server.wire.failure``).
 """
 
 from __future__ import annotations

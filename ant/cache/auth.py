@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ant.cache.metrics import Counter, Histogram
-from ant.errors import AntError
+from ant.errors import AntError, ExitCode
 from ant.kube import resources as r
 from ant.kube.client import Client
 
@@ -43,6 +43,8 @@ MAX_ENTRIES = 100_000
 
 class ReviewError(AntError):
     """A review could not be made; the caller cannot be judged right now (503)."""
+
+    exit_code = ExitCode.UNAVAILABLE
 
 
 @dataclass(frozen=True)

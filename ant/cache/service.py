@@ -230,14 +230,6 @@ class CacheService:
         with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
             ctypes.CDLL("libc.so.6").malloc_trim(0)
 
-    def wait_synced(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not self.store.synced:
-            if time.monotonic() > deadline or self.stop.is_set():
-                return False
-            time.sleep(0.05)
-        return True
-
     def close(self) -> None:
         self.stop.set()
         if self.listener is not None:

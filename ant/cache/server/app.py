@@ -19,17 +19,16 @@ from ant.cache.server.discovery import discovery
 from ant.cache.server.wire import (
     JSON,
     PROTOBUF,
-    Failure,
     Reply,
     Request,
-    fail,
+    failure,
     list_json,
     list_protobuf,
     negotiate,
     status_body,
 )
 from ant.cache.store import Kind, Store, rv_int
-from ant.errors import BadRequest
+from ant.errors import ApiError, Status
 from ant.jobs.identity import user_label
 from ant.jobs.model import JobStatus
 from ant.kube import codec
@@ -124,7 +123,7 @@ class CacheApp:
                 route.endpoint if route.kind is None else f"{route.endpoint} {route.kind.name}"
             )
             if request.method not in ("GET", "HEAD"):
-                raise Failure(
+                raise failure(
                     405,
                     "MethodNotAllowed",
                     f"the ant cache only serves reads, not {request.method}",
@@ -134,16 +133,16 @@ class CacheApp:
             else:
                 negotiated = negotiate(request.header("accept"))
                 if negotiated is None and route.endpoint in ("get", "list", "jobs"):
-                    raise Failure(406, "NotAcceptable", "only protobuf and JSON are served")
+                    raise failure(406, "NotAcceptable", "only protobuf and JSON are served")
                 fmt = negotiated or JSON
                 query = {k: v[-1] for k, v in parse_qs(split.query).items()}
                 user = self.authenticate(request)
                 reply = self.serve(route, user, query, fmt)
-        except Failure as f:
-            reply = self.status_reply(f, fmt)
+        except ApiError as e:
+            reply = self.status_reply(e.status, fmt)
         except Exception:
             log.exception("%s %s failed", request.method, request.target)
-            reply = self.status_reply(Failure(500, "InternalError", "internal error"), fmt)
+            reply = self.status_reply(Status(500, "InternalError", "internal error"), fmt)
         reply.endpoint = endpoint
         self.metrics.requests.inc(endpoint, str(reply.status))
         self.metrics.latency.observe(time.perf_counter() - started, endpoint)
@@ -191,24 +190,24 @@ class CacheApp:
         scheme, _, token = request.header("authorization").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise Failure(401, "Unauthorized", "Unauthorized: the ant cache needs a bearer token")
+            raise failure(401, "Unauthorized", "Unauthorized: the ant cache needs a bearer token")
         try:
             user = self.authn.authenticate(token)
         except ReviewError as e:
-            raise Failure(503, "ServiceUnavailable", str(e), retry_after=1) from e
+            raise failure(503, "ServiceUnavailable", str(e), retry_after=1) from e
         if user is None:
-            raise Failure(401, "Unauthorized", "Unauthorized")
+            raise failure(401, "Unauthorized", "Unauthorized")
         return user
 
     def authorize(self, user: UserInfo, attrs: Attributes) -> bool:
         try:
             return self.authz.authorize(user, attrs).allowed
         except ReviewError as e:
-            raise Failure(503, "ServiceUnavailable", str(e), retry_after=1) from e
+            raise failure(503, "ServiceUnavailable", str(e), retry_after=1) from e
 
     def require(self, user: UserInfo, attrs: Attributes) -> None:
         if not self.authorize(user, attrs):
-            raise Failure(
+            raise failure(
                 403,
                 "Forbidden",
                 f'{attrs.resource or attrs.path} is forbidden: User "{user.username}" cannot '
@@ -223,7 +222,7 @@ class CacheApp:
             self.require(user, Attributes(verb="get", path="/metrics"))
             return Reply(200, METRICS_CONTENT_TYPE, self.registry.render().encode())
         if query.get("watch") in ("true", "1"):
-            raise Failure(
+            raise failure(
                 405,
                 "MethodNotAllowed",
                 "the ant cache does not serve watches; watch the API server",
@@ -251,7 +250,7 @@ class CacheApp:
 
     def check_scope(self, namespace: str | None, *, namespaced: bool = True) -> None:
         if not self.store.synced:
-            raise Failure(
+            raise failure(
                 503,
                 "ServiceUnavailable",
                 f"the ant cache is still loading {', '.join(self.store.unsynced())}",
@@ -259,18 +258,18 @@ class CacheApp:
             )
         if namespaced and not self.store.holds(namespace):
             where = f"namespace {namespace}" if namespace else "cluster-wide reads"
-            raise Failure(400, "BadRequest", f"{where}: not in what this ant cache watches")
+            raise failure(400, "BadRequest", f"{where}: not in what this ant cache watches")
 
     def wait_for_rv(self, tables: Sequence[str], rv: str, namespace: str | None) -> None:
         if rv in ("", "0"):
             return
         wanted = rv_int(rv)
         if wanted < 0:
-            raise Failure(
+            raise failure(
                 400, "BadRequest", f"resourceVersion {rv!r}: the ant cache compares integers"
             )
         if not self.store.wait_for(tables, wanted, self.rv_wait, namespace):
-            raise Failure(
+            raise failure(
                 504,
                 "Timeout",
                 f"Too large resource version: {rv}, the ant cache has not seen it yet",
@@ -280,7 +279,7 @@ class CacheApp:
     def get(self, kind: Kind, route: Route, fmt: str) -> Reply:
         entry = self.store.table(kind.name).get(route.namespace or "", route.name)
         if entry is None:
-            raise Failure(404, "NotFound", f'{kind.name} "{route.name}" not found')
+            raise failure(404, "NotFound", f'{kind.name} "{route.name}" not found')
         api_version, kind_name = kind.resource.api_version, kind.resource.kind
         if fmt == PROTOBUF:
             return Reply(200, PROTOBUF, codec.encode_envelope(api_version, kind_name, entry.raw))
@@ -297,11 +296,8 @@ class CacheApp:
         if cached is not None:
             self.metrics.responses.inc("hit")
             return Reply(200, fmt, cached)
-        try:
-            labels = parse_labels(labels_text)
-            fields = parse_fields(fields_text, kind.supported_fields)
-        except BadRequest as e:
-            raise fail(e) from e
+        labels = parse_labels(labels_text)  # BadRequest: answered as its Status
+        fields = parse_fields(fields_text, kind.supported_fields)
         entries, rv = table.select(namespace, labels, fields)
         body = list_protobuf(kind, entries, rv) if fmt == PROTOBUF else list_json(kind, entries, rv)
         self.responses.put(key, version, body)
@@ -321,7 +317,7 @@ class CacheApp:
         self.wait_for_rv(("statefulsets",), query.get("resourceVersion", ""), ns)
         view = query.get("view", "table")
         if view not in jobrows.VIEWS:
-            raise Failure(
+            raise failure(
                 400, "BadRequest", f"view {view!r}: use one of {', '.join(jobrows.VIEWS)}"
             )
         owner = query.get("user") or None
@@ -332,7 +328,7 @@ class CacheApp:
         )
         unknown = statuses - {s.value for s in JobStatus}
         if unknown:
-            raise Failure(400, "BadRequest", f"unknown status {', '.join(sorted(unknown))}")
+            raise failure(400, "BadRequest", f"unknown status {', '.join(sorted(unknown))}")
         selector_text = jobrows.query_selector(owner, query.get("selector") or None)
         key = ("jobs", ns, selector_text, tuple(sorted(statuses)), view, fmt, with_events)
         tables = [self.store.table("statefulsets"), self.store.table("pods")]
@@ -343,10 +339,7 @@ class CacheApp:
         if cached is not None:
             self.metrics.responses.inc("hit")
             return Reply(200, fmt, cached)
-        try:
-            selector = parse_labels(selector_text)
-        except BadRequest as e:
-            raise fail(e) from e
+        selector = parse_labels(selector_text)
         rows = jobrows.compute(self.store, ns, selector, statuses, events=with_events)
         body = jobrows.encode(rows, view) if fmt == PROTOBUF else jobrows.document(rows)
         self.responses.put(key, version, body)
@@ -366,12 +359,13 @@ class CacheApp:
             )
         return Reply(200, "text/plain", b"ok\n")
 
-    def status_reply(self, f: Failure, fmt: str) -> Reply:
-        headers = {"Retry-After": str(f.retry_after)} if f.retry_after else {}
-        if f.code == 401:
+    def status_reply(self, status: Status, fmt: str) -> Reply:
+        retry = status.retry_after_seconds
+        headers = {"Retry-After": str(retry)} if retry else {}
+        if status.code == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="ant-cache"'
-        return Reply(f.code, fmt, status_body(f, fmt), headers)
+        return Reply(status.code, fmt, status_body(status, fmt), headers)
 
 
-def _not_found(path: str) -> Failure:
-    return Failure(404, "NotFound", f"the ant cache does not serve {path}")
+def _not_found(path: str) -> ApiError:
+    return failure(404, "NotFound", f"the ant cache does not serve {path}")

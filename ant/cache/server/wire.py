@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ant.cache.store import Entry, Kind
-from ant.errors import ApiError
+from ant.errors import ApiError, Status, api_error
 from ant.kube import codec
 
 PROTOBUF = codec.PROTOBUF
@@ -34,19 +34,9 @@ class Reply:
     endpoint: str = "other"
 
 
-class Failure(Exception):
-    """Answer with this Status (code, reason, message), in the caller's format."""
-
-    def __init__(self, code: int, reason: str, message: str, retry_after: int = 0) -> None:
-        super().__init__(message)
-        self.code = code
-        self.reason = reason
-        self.message = message
-        self.retry_after = retry_after
-
-
-def fail(e: ApiError) -> Failure:
-    return Failure(e.status.code, e.status.reason, e.status.message)
+def failure(code: int, reason: str, message: str, retry_after: int = 0) -> ApiError:
+    """The ``ApiError`` the cache answers with: this Status, in the caller's format."""
+    return api_error(Status(code, reason, message, retry_after_seconds=retry_after))
 
 
 # --- content negotiation ---------------------------------------------------------------
@@ -108,29 +98,29 @@ def list_json(kind: Kind, entries: Sequence[Entry], rv: str) -> bytes:
     return head + b",".join(e.json(kind) for e in entries) + b"]}"
 
 
-def status_body(f: Failure, fmt: str) -> bytes:
+def status_body(status: Status, fmt: str) -> bytes:
     if fmt == PROTOBUF:
         from ant.kube.proto import meta_v1_pb2
 
-        status = meta_v1_pb2.Status(
+        message = meta_v1_pb2.Status(
             metadata=meta_v1_pb2.ListMeta(),
             status="Failure",
-            message=f.message,
-            reason=f.reason,
-            code=f.code,
+            message=status.message,
+            reason=status.reason,
+            code=status.code,
         )
-        if f.retry_after:
-            status.details.retryAfterSeconds = f.retry_after
-        return codec.encode(status, "v1", "Status")
+        if status.retry_after_seconds:
+            message.details.retryAfterSeconds = status.retry_after_seconds
+        return codec.encode(message, "v1", "Status")
     doc: dict[str, Any] = {
         "kind": "Status",
         "apiVersion": "v1",
         "metadata": {},
         "status": "Failure",
-        "message": f.message,
-        "reason": f.reason,
-        "code": f.code,
+        "message": status.message,
+        "reason": status.reason,
+        "code": status.code,
     }
-    if f.retry_after:
-        doc["details"] = {"retryAfterSeconds": f.retry_after}
+    if status.retry_after_seconds:
+        doc["details"] = {"retryAfterSeconds": status.retry_after_seconds}
     return json.dumps(doc).encode()
