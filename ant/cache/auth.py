@@ -124,6 +124,7 @@ class _Call(Generic[V]):
     done: threading.Event = field(default_factory=threading.Event)
     value: V | None = None
     error: str | None = None
+    waiters: int = 0  # callers sharing this call, besides the one making it
 
 
 class SingleFlight(Generic[V]):
@@ -133,6 +134,11 @@ class SingleFlight(Generic[V]):
         self._lock = threading.Lock()
         self._calls: dict[Hashable, _Call[V]] = {}
 
+    def waiting(self, key: Hashable) -> int:
+        """How many callers wait on the call in flight for ``key`` (0: none in flight)."""
+        call = self._calls.get(key)
+        return call.waiters if call is not None else 0
+
     def do(self, key: Hashable, fn: Callable[[], V]) -> tuple[V, bool]:
         """``fn()``'s result and whether it was shared from a call already in flight."""
         with self._lock:
@@ -140,6 +146,8 @@ class SingleFlight(Generic[V]):
             leader = call is None
             if call is None:
                 call = self._calls[key] = _Call()
+            else:
+                call.waiters += 1
         if not leader:
             call.done.wait()
             if call.error is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import http.server
 import threading
-import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,6 +26,7 @@ from ant.kube import codec
 from ant.kube.auth import NoAuth
 from ant.kube.client import Client
 from ant.kube.transport import RetryPolicy, Transport
+from tests.helpers import wait_for
 from tests.unit.scripted_server import ScriptedServer, respond, scripted_server
 
 
@@ -33,7 +34,10 @@ def client_for(server: ScriptedServer) -> Client:
     return Client(Transport(server.url, auth=NoAuth(), retry=RetryPolicy(attempts=1)))
 
 
-def token_review(authenticated: bool, username: str = "alice", delay: float = 0.0) -> Any:
+def token_review(
+    authenticated: bool, username: str = "alice", hold: Callable[[], object] = lambda: None
+) -> Any:
+    """A TokenReview answer, sent once ``hold()`` returns."""
     from ant.kube.proto import authentication_v1_pb2 as authn
 
     review = authn.TokenReview()
@@ -44,11 +48,11 @@ def token_review(authenticated: bool, username: str = "alice", delay: float = 0.
     body = codec.encode(review, "authentication.k8s.io/v1", "TokenReview")
     reply = respond(201, body, codec.PROTOBUF)
 
-    def slow(h: http.server.BaseHTTPRequestHandler) -> None:
-        time.sleep(delay)
+    def held(h: http.server.BaseHTTPRequestHandler) -> None:
+        hold()
         reply(h)
 
-    return slow
+    return held
 
 
 def access_review(allowed: bool) -> Any:
@@ -105,8 +109,17 @@ def test_invalid_tokens_are_cached_too_but_errors_are_not() -> None:
 
 def test_concurrent_lookups_of_one_token_make_one_review() -> None:
     with scripted_server() as server:
-        server.replies += [token_review(True, delay=0.3), token_review(True, "other")]
         authn = Authenticator(client_for(server), ttl=10)
+        key = authn.cache_key("same")
+
+        def joined() -> None:
+            wait_for(
+                "the other 7 look-ups to join the review in flight",
+                lambda: authn._flight.waiting(key) == 7,
+                10,
+            )
+
+        server.replies += [token_review(True, hold=joined), token_review(True, "other")]
         results: list[Any] = []
         threads = [
             threading.Thread(target=lambda: results.append(authn.authenticate("same")))
@@ -170,7 +183,7 @@ def test_singleflight_shares_failures_with_waiters() -> None:
 
     def slow_failure() -> int:
         started.set()
-        time.sleep(0.2)
+        wait_for("the second caller to join the call in flight", lambda: flight.waiting("k"), 5)
         raise ReviewError("boom")
 
     def waiter() -> None:

@@ -7,7 +7,7 @@ server is scripted so that every step of the sequence is checked request by requ
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,6 +18,7 @@ from ant.kube.auth import NoAuth
 from ant.kube.client import Client
 from ant.kube.transport import RetryPolicy, Transport
 from ant.kube.watch import Backoff
+from tests.helpers import wait_for
 from tests.unit.scripted_server import respond, scripted_server, stream
 
 
@@ -73,15 +74,21 @@ def names(store: Store) -> dict[str, str]:
     return {e.name: e.rv for e in entries}
 
 
-def run_until_drained(informer: Informer, server: Any, timeout: float = 10.0) -> None:
+def run_until(informer: Informer, server: Any, what: str, done: Callable[[], bool]) -> None:
+    """Run the informer until ``done()`` holds and every scripted reply was taken."""
     thread = threading.Thread(target=informer.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + timeout
-    while server.replies and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.2)  # let the last reply be applied
-    informer.stop.set()
-    thread.join(5)
+    try:
+        wait_for(
+            what,
+            lambda: not server.replies and done(),
+            timeout=10,
+            state=lambda: (len(server.replies), [e.name for e in informer.table.select(None)[0]]),
+            every=0.02,
+        )
+    finally:
+        informer.stop.set()
+        thread.join(5)
 
 
 def test_list_watch_resume_and_relist_after_gone() -> None:
@@ -115,7 +122,13 @@ def test_list_watch_resume_and_relist_after_gone() -> None:
             watch_timeout=5,
             backoff=Backoff(initial=0.01, cap=0.02),
         )
-        run_until_drained(informer, server)
+        table = store.table("statefulsets")
+        run_until(
+            informer,
+            server,
+            "the relisted table at resourceVersion 21",
+            lambda: names(store) == {"a": "13", "d": "19"} and table.rv == 21,
+        )
     requests = [query(s) for s in server.seen[:7]]
     assert requests[0].get("resourceVersion") is None
     assert requests[0]["fieldSelector"] == "metadata.namespace!=kube-system"
@@ -147,7 +160,9 @@ def test_a_relist_not_older_than_the_last_version_is_used_when_the_server_has_it
         informer = Informer(
             client, store.table("statefulsets"), store.strip, backoff=Backoff(0.01, 0.02)
         )
-        run_until_drained(informer, server)
+        run_until(
+            informer, server, "the second list in the table", lambda: names(store) == {"z": "29"}
+        )
     assert query(server.seen[2])["resourceVersionMatch"] == "NotOlderThan"
     assert names(store) == {"z": "29"}
     assert informer.lists == 2
