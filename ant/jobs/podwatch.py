@@ -7,15 +7,13 @@ in the number of replicas.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ant.errors import Gone, RequestTimeout
+from ant.errors import RequestTimeout
 from ant.kube import resources as r
-from ant.kube.client import Client
-from ant.kube.watch import follow
+from ant.kube.client import Client, WatchEvent
+from ant.kube.watch import watch_until
 
 Pods = Mapping[str, Any]  # pod name -> Pod message
 
@@ -43,46 +41,39 @@ class PodTracker:
         what: str = "pods",
     ) -> Pods:
         """Block until ``done(pods)``; raise ``RequestTimeout`` after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
         if on_change:
             on_change(self.pods)
         if done(self.pods):
             return self.pods
-        stop = threading.Event()
-        # The watch must wake up to notice the deadline even when nothing changes.
-        timer = threading.Timer(max(0.0, timeout), stop.set)
-        timer.daemon = True
-        timer.start()
-        try:
-            while not stop.is_set():
-                try:
-                    for event in follow(
-                        self.client,
-                        r.PODS,
-                        self.resource_version,
-                        self.namespace,
-                        label_selector=self.label_selector,
-                        timeout_seconds=max(1, min(60, int(deadline - time.monotonic()) + 1)),
-                        stop=stop,
-                    ):
-                        self.resource_version = event.resource_version or self.resource_version
-                        if event.type == "BOOKMARK":
-                            continue
-                        name = event.object.metadata.name
-                        if event.type == "DELETED":
-                            self.pods.pop(name, None)
-                        else:
-                            self.pods[name] = event.object
-                        if on_change:
-                            on_change(self.pods)
-                        if done(self.pods):
-                            return self.pods
-                except Gone:
-                    self.relist()
-                    if done(self.pods):
-                        return self.pods
-        finally:
-            timer.cancel()
+
+        def on_event(event: WatchEvent[Any]) -> bool:
+            self.resource_version = event.resource_version or self.resource_version
+            if event.type == "BOOKMARK":
+                return False
+            name = event.object.metadata.name
+            if event.type == "DELETED":
+                self.pods.pop(name, None)
+            else:
+                self.pods[name] = event.object
+            if on_change:
+                on_change(self.pods)
+            return done(self.pods)
+
+        def relist() -> tuple[str, bool]:
+            self.relist()
+            return self.resource_version, done(self.pods)
+
+        if watch_until(
+            self.client,
+            r.PODS,
+            self.resource_version,
+            on_event,
+            relist,
+            timeout,
+            self.namespace,
+            label_selector=self.label_selector,
+        ):
+            return self.pods
         raise RequestTimeout(f"timed out after {timeout:.0f}s waiting for {what}")
 
 

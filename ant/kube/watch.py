@@ -6,6 +6,9 @@ saw (bookmarks included) after a normal close, and after a dropped connection
 with capped exponential backoff and jitter. A 410 Gone (the resourceVersion
 was compacted away) is raised for the caller to relist: events in between
 are lost, and only a fresh list can tell what changed.
+
+``watch_until`` is the one wait-for-a-condition loop on top: follow, relist on
+410, give up at a deadline.
 """
 
 from __future__ import annotations
@@ -13,11 +16,11 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ant.errors import TooManyRequests, TransportError
+from ant.errors import Gone, TooManyRequests, TransportError
 from ant.kube.client import Client, Resource, WatchEvent
 
 T = TypeVar("T")
@@ -80,3 +83,59 @@ def follow(
                     return
         except (TransportError, TooManyRequests):
             stop.wait(backoff.next_delay())
+
+
+# A watch request asks the server to end it by then, so the deadline is noticed without
+# events; capped so a long wait still re-watches (and sees a dead connection) each minute.
+_MAX_WATCH_SECONDS = 60
+
+
+def watch_until(
+    client: Client,
+    resource: Resource[T],
+    resource_version: str,
+    on_event: Callable[[WatchEvent[T]], bool],
+    relist: Callable[[], tuple[str, bool]],
+    timeout: float,
+    namespace: str | None = None,
+    *,
+    label_selector: str | None = None,
+    field_selector: str | None = None,
+) -> bool:
+    """Follow ``resource`` from ``resource_version`` until a condition holds: True then,
+    False once ``timeout`` seconds have passed without it.
+
+    ``on_event`` sees every event (bookmarks too: they only move the resourceVersion) and
+    says whether the condition holds now. After a 410 Gone, ``relist()`` reads afresh and
+    returns its resourceVersion and whether the condition holds; watching goes on from there.
+    """
+    deadline = time.monotonic() + timeout
+    stop = threading.Event()
+    # The watch must wake up to notice the deadline even when nothing changes.
+    timer = threading.Timer(max(0.0, timeout), stop.set)
+    timer.daemon = True
+    timer.start()
+    rv = resource_version
+    try:
+        while not stop.is_set():
+            remaining = int(deadline - time.monotonic()) + 1
+            try:
+                for event in follow(
+                    client,
+                    resource,
+                    rv,
+                    namespace,
+                    label_selector=label_selector,
+                    field_selector=field_selector,
+                    timeout_seconds=max(1, min(_MAX_WATCH_SECONDS, remaining)),
+                    stop=stop,
+                ):
+                    if on_event(event):
+                        return True
+            except Gone:
+                rv, done = relist()
+                if done:
+                    return True
+    finally:
+        timer.cancel()
+    return False

@@ -30,7 +30,7 @@ from ant.kube.auth import ExecAuth, NoAuth, StaticAuth
 from ant.kube.client import Client
 from ant.kube.config import Cluster, ExecConfig
 from ant.kube.transport import RetryPolicy, Transport
-from ant.kube.watch import Backoff, follow
+from ant.kube.watch import Backoff, follow, watch_until
 from tests.unit.scripted_server import ScriptedServer, respond, scripted_server, stream
 
 
@@ -271,6 +271,55 @@ def test_a_410_in_a_watch_is_raised_for_the_caller_to_relist(server):
     with pytest.raises(Gone) as e:
         list(follow(Client(transport(server, [])), r.PODS, "1", "x"))
     assert "too old" in str(e.value)
+
+
+def test_watch_until_relists_after_a_410_and_resumes_from_the_fresh_list(server):
+    from ant.kube.proto import meta_v1_pb2
+
+    gone = meta_v1_pb2.Status(code=410, reason="Expired", message="too old resource version")
+    pw = codec.PROTOBUF_WATCH
+    server.replies += [
+        stream([frame("ADDED", pod("a", "11")), frame("ERROR", gone, "Status")], pw),
+        stream([frame("MODIFIED", pod("b", "21"))], pw),
+    ]
+    seen: list[str] = []
+    relists: list[str] = []
+
+    def on_event(ev) -> bool:
+        seen.append(ev.object.metadata.name)
+        return ev.object.metadata.name == "b"
+
+    def relist() -> tuple[str, bool]:
+        relists.append("relist")
+        return "20", False
+
+    client = Client(transport(server, []))
+    assert watch_until(client, r.PODS, "10", on_event, relist, 5.0, "x")
+    assert seen == ["a", "b"]
+    assert relists == ["relist"]
+    assert [query(s.path)["resourceVersion"] for s in server.seen] == ["10", "20"]
+
+
+def test_watch_until_gives_up_at_its_deadline_when_nothing_happens(server):
+    import time
+
+    def quiet_watch(h) -> None:
+        # Like the API server: no event, then the stream ends after timeoutSeconds.
+        h.send_response(200)
+        h.send_header("Content-Type", codec.PROTOBUF_WATCH)
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        h.wfile.flush()
+        time.sleep(float(query(h.path)["timeoutSeconds"]))
+        h.wfile.write(b"0\r\n\r\n")
+
+    server.replies += [quiet_watch] * 3
+    client = Client(transport(server, []))
+    started = time.monotonic()
+    held = watch_until(client, r.PODS, "10", lambda ev: True, lambda: ("10", False), 0.5, "x")
+    assert not held
+    assert time.monotonic() - started < 3
+    assert query(server.seen[0].path)["timeoutSeconds"] == "1"
 
 
 def test_a_stream_cut_mid_frame_is_a_transport_error(server):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,7 +10,6 @@ from typing import Any
 
 from ant.errors import (
     DecodeError,
-    Gone,
     NotFoundError,
     RequestTimeout,
     UsageError,
@@ -22,8 +19,8 @@ from ant.jobs.rollout.options import (
     parse_target,
 )
 from ant.kube import resources as r
-from ant.kube.client import Client
-from ant.kube.watch import follow
+from ant.kube.client import Client, WatchEvent
+from ant.kube.watch import watch_until
 
 OBSERVE_TIMEOUT = 30.0
 
@@ -68,38 +65,33 @@ def wait_observed(client: Client, sts: Any, timeout: float = OBSERVE_TIMEOUT) ->
     if observed(sts):
         return sts
     namespace, name = sts.metadata.namespace, sts.metadata.name
-    deadline = time.monotonic() + timeout
-    stop = threading.Event()
-    timer = threading.Timer(timeout, stop.set)
-    timer.daemon = True
-    timer.start()
-    rv = sts.metadata.resourceVersion
-    try:
-        while not stop.is_set():
-            try:
-                for event in follow(
-                    client,
-                    r.STATEFULSETS,
-                    rv,
-                    namespace,
-                    field_selector=f"metadata.name={name}",
-                    timeout_seconds=max(1, int(deadline - time.monotonic()) + 1),
-                    stop=stop,
-                ):
-                    if event.type == "BOOKMARK":
-                        continue
-                    if event.type == "DELETED":
-                        raise NotFoundError(f"job {name} was deleted")
-                    sts = event.object
-                    if observed(sts):
-                        return sts
-            except Gone:
-                sts = client.get(r.STATEFULSETS, name, namespace)
-                rv = sts.metadata.resourceVersion
-                if observed(sts):
-                    return sts
-    finally:
-        timer.cancel()
+    latest = sts
+
+    def on_event(event: WatchEvent[Any]) -> bool:
+        nonlocal latest
+        if event.type == "BOOKMARK":
+            return False
+        if event.type == "DELETED":
+            raise NotFoundError(f"job {name} was deleted")
+        latest = event.object
+        return observed(latest)
+
+    def relist() -> tuple[str, bool]:
+        nonlocal latest
+        latest = client.get(r.STATEFULSETS, name, namespace)
+        return latest.metadata.resourceVersion, observed(latest)
+
+    if watch_until(
+        client,
+        r.STATEFULSETS,
+        sts.metadata.resourceVersion,
+        on_event,
+        relist,
+        timeout,
+        namespace,
+        field_selector=f"metadata.name={name}",
+    ):
+        return latest
     raise RequestTimeout(
         f"the StatefulSet controller has not processed the latest change of {name} "
         f"after {timeout:.0f}s",
