@@ -37,7 +37,6 @@ high-priority job was preempted once, not 16 times).
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -52,32 +51,13 @@ from ant.jobs.model import Job, JobStatus, job_from, jobs_from, parse_time
 from ant.jobs.spec import GPU_RESOURCE, TPU_RESOURCE
 from ant.kube import resources as r
 from ant.kube.client import Client
+from ant.kube.quantity import parse_quantity
 
 ACCELERATORS = (TPU_RESOURCE, GPU_RESOURCE)
 PREEMPTION_GAP = timedelta(seconds=30)
 # Pods that hold or want resources: finished ones hold nothing.
 LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 PREEMPTED_EVENTS = "reason=Preempted,involvedObject.kind=Pod"
-
-_QUANTITY = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))([eE][+-]?\d+|[KMGTPE]i|[numkMGTPE])?$")
-_SUFFIX = {
-    "": Fraction(1),
-    "n": Fraction(1, 10**9),
-    "u": Fraction(1, 10**6),
-    "m": Fraction(1, 1000),
-    "k": Fraction(10**3),
-    "M": Fraction(10**6),
-    "G": Fraction(10**9),
-    "T": Fraction(10**12),
-    "P": Fraction(10**15),
-    "E": Fraction(10**18),
-    "Ki": Fraction(2**10),
-    "Mi": Fraction(2**20),
-    "Gi": Fraction(2**30),
-    "Ti": Fraction(2**40),
-    "Pi": Fraction(2**50),
-    "Ei": Fraction(2**60),
-}
 
 
 @dataclass(frozen=True)
@@ -289,17 +269,6 @@ def _pod_index(pod: Any) -> int:
 
 
 # ---- resources -------------------------------------------------------------------------
-def parse_quantity(text: str) -> Fraction:
-    """A Kubernetes quantity (``4``, ``500m``, ``64Gi``, ``1e3``) as an exact number."""
-    found = _QUANTITY.match(text.strip())
-    if not found:
-        raise ValidationError("quantity", f"{text!r} is not a quantity")
-    number, suffix = found.group(1), found.group(2) or ""
-    if suffix[:1] in ("e", "E"):
-        return Fraction(number) * Fraction(10) ** int(suffix[1:])
-    return Fraction(number) * _SUFFIX[suffix]
-
-
 def _quantities(mapping: Mapping[str, Any]) -> dict[str, Fraction]:
     out: dict[str, Fraction] = {}
     for name, q in mapping.items():

@@ -28,11 +28,10 @@ from typing import Any
 
 from ant.errors import UsageError, ValidationError
 from ant.jobs import schema
+from ant.kube.quantity import parse_quantity
 
 TPU_RESOURCE = "google.com/tpu"
 GPU_RESOURCE = "nvidia.com/gpu"
-# Kubernetes' quantity grammar (resource.Quantity), without the number-size limits.
-QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[numkMGTPE])?$")
 
 
 @dataclass(frozen=True)
@@ -187,9 +186,9 @@ def validate(spec: JobSpec) -> None:
             raise ValidationError(f"nodeSelector {key}", "values are at most 63 characters")
     for key, qty in spec.resources.items():
         schema.validate_key(key, f"resource {key}")
-        if not QUANTITY.fullmatch(qty):
+        if parse_quantity(qty, f"resource {key}") < 0:
             raise ValidationError(
-                f"resource {key}", f"{qty!r} is not a quantity", hint="e.g. 4, 500m, 16Gi"
+                f"resource {key}", f"{qty!r} is not a quantity a job can ask for: it is negative"
             )
     for key in spec.env:
         if not re.fullmatch(r"[-._a-zA-Z][-._a-zA-Z0-9]*", key):

@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ant.errors import DecodeError, ValidationError
 from ant.kube import codec
+from ant.kube.quantity import parse_quantity
 
 if TYPE_CHECKING:
     from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -98,11 +99,6 @@ _OBJECT_METAS = frozenset(
 )
 _TYPE_META_KEYS = frozenset({"apiVersion", "kind"})
 
-# Kubernetes' quantity grammar (k8s.io/apimachinery/pkg/api/resource/quantity.go).
-_QUANTITY_RE = re.compile(
-    r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
-    r"(?:[eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?"
-)
 # RFC 3339 as Go's time.Parse(time.RFC3339, ...) takes it (fractional seconds allowed).
 _RFC3339_RE = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})"
@@ -303,10 +299,7 @@ def _fill_quantity(msg: Any, value: Any, path: str) -> None:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _wrong_type(path, 'a quantity such as "500m" or "16Gi"', value)
     text = value if isinstance(value, str) else repr(value)
-    if not _QUANTITY_RE.fullmatch(text):
-        raise ValidationError(
-            path, f"invalid quantity {text!r}", hint="e.g. 4, 500m, 1.5, 16Gi, 100M, 1e3"
-        )
+    parse_quantity(text, path)
     msg.string = text
 
 

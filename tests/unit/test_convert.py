@@ -471,7 +471,7 @@ def test_quantities(given_value: Any, stored: str) -> None:
 def test_bad_quantities(bad: str) -> None:
     e = error({"status": {"capacity": {"cpu": bad}}}, core_v1_pb2.Node)
     assert e.field == "status.capacity[cpu]"
-    assert e.message.startswith("status.capacity[cpu]: invalid quantity")
+    assert e.message.startswith(f"status.capacity[cpu]: {bad!r} is not a quantity")
 
 
 @pytest.mark.parametrize("bad", [True, None, [], {}, float("nan")])
@@ -579,7 +579,7 @@ def test_bad_quantity_in_a_resource_list() -> None:
     )
     assert str(error(obj)) == (
         "spec.template.spec.containers[0].resources.limits[google.com/tpu]: "
-        "invalid quantity 'four' (e.g. 4, 500m, 1.5, 16Gi, 100M, 1e3)"
+        "'four' is not a quantity (e.g. 4, 500m, 1.5, 16Gi, 100M, 1e3)"
     )
 
 

@@ -12,7 +12,6 @@ import pytest
 from ant.cli import views
 from ant.cli.environment import Environment
 from ant.cli.terminal import Terminal
-from ant.errors import ValidationError
 from ant.jobs import queue as q
 from ant.jobs.model import jobs_from
 from ant.kube.convert import to_message
@@ -167,27 +166,6 @@ def build(statefulsets: list[Any], pods: list[Any], nodes: list[Any] = NODES, **
 
 
 # ---- quantities and requests ---------------------------------------------------------
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [
-        ("4", Fraction(4)),
-        ("500m", Fraction(1, 2)),
-        ("64Gi", Fraction(64 * 2**30)),
-        ("1e3", Fraction(1000)),
-        ("1.5", Fraction(3, 2)),
-        ("+2k", Fraction(2000)),
-        ("100n", Fraction(1, 10**7)),
-    ],
-)
-def test_quantities_parse_exactly(text: str, value: Fraction) -> None:
-    assert q.parse_quantity(text) == value
-
-
-def test_a_bad_quantity_is_refused() -> None:
-    with pytest.raises(ValidationError):
-        q.parse_quantity("four")
-
-
 def test_pod_requests_follow_the_schedulers_rules() -> None:
     spec = to_message(
         {
