@@ -45,12 +45,15 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ant.errors import AntError, ConfigError, DecodeError, Forbidden, NotFound, ServerTimeout
-from ant.jobs.model import Job, JobStatus, job_from
+from ant.jobs import schema
+from ant.jobs.documents import API_VERSION
+from ant.jobs.model import Job, JobStatus, from_metadata
 from ant.kube import codec
 from ant.kube import resources as r
 from ant.kube.client import Client, ObjectList, Resource
@@ -62,7 +65,7 @@ Jobs = list[Job]  # (inside CachingClient, `list` is the method)
 
 EXTENSION = "ant.dev/cache"
 WRITE_WINDOW = 60.0
-JOB_LIST = ("ant.dev/v1", "JobList")
+JOB_LIST = (API_VERSION, "JobList")
 # What the cache serves, by (group, plural): reads of anything else go to the API server.
 CACHED = frozenset(
     (res.group, res.plural) for res in (r.STATEFULSETS, r.PODS, r.SERVICES, r.NODES, r.EVENTS)
@@ -358,38 +361,32 @@ def decode_jobs(body: bytes) -> list[Job]:
 
 
 def job_from_row(row: Any, *, full: bool) -> Job:
-    """The same Job ``ant.jobs.model.job_from`` makes, from the row's metadata and summary.
+    """The Job ``ant.jobs.model.job_from`` makes, from the row's metadata and summary.
 
     The StatefulSet's labels and annotations (all of them in the full view; the row's
-    own columns otherwise) go through ``job_from`` itself, so every field derived from
-    them is derived as from the API server; pod-derived fields come from the row.
+    own columns otherwise) go through ``model.from_metadata``, so every field derived
+    from them is derived as from the API server; pod-derived fields come from the row.
     """
-    from ant.jobs import schema
-    from ant.kube.proto import apps_v1_pb2
-
-    sts = apps_v1_pb2.StatefulSet()
-    meta = sts.metadata
-    meta.name, meta.namespace = row.name, row.namespace
-    if row.created_at:
-        meta.creationTimestamp.seconds = row.created_at
     if full:
-        meta.labels.update(row.labels)
-        meta.annotations.update(row.annotations)
+        labels, annotations = dict(row.labels), dict(row.annotations)
     else:
-        meta.labels.update({schema.CREATED_BY: row.user, schema.PRIORITY: row.priority})
-        if row.user_full:
-            meta.annotations[schema.CREATED_BY_FULL] = row.user_full
-    sts.spec.replicas = row.replicas
-    job = job_from(sts, ())
-    values = {f.name: getattr(job, f.name) for f in fields(job)}
-    values.update(
+        labels = {schema.CREATED_BY: row.user, schema.PRIORITY: row.priority}
+        annotations = {schema.CREATED_BY_FULL: row.user_full} if row.user_full else {}
+    return CachedJob(
+        name=row.name,
+        namespace=row.namespace,
         status=JobStatus(row.status),
+        replicas=row.replicas,
         ready=row.ready,
         pending=row.pending,
         updated=row.updated,
+        created_at=datetime.fromtimestamp(row.created_at, UTC) if row.created_at else None,
+        update_revision="",
+        current_revision="",
         preemptions=row.preemptions,
+        node_count=row.nodes,
+        **from_metadata(labels, annotations),
     )
-    return CachedJob(**values, node_count=row.nodes)
 
 
 def reader_for(

@@ -20,10 +20,10 @@ from typing import Any
 from ant.cache.selectors import FieldSelector, LabelSelector, parse_fields
 from ant.cache.store import Store, decode
 from ant.jobs import schema
+from ant.jobs.documents import API_VERSION, job_list
 from ant.jobs.model import Job, jobs_from
 
 VIEWS = ("table", "full")
-API_VERSION = "ant.dev/v1"
 KIND = "JobList"
 
 
@@ -126,6 +126,4 @@ def document(rows: Rows) -> bytes:
     """The JSON answer: exactly ``ant list -o json``'s document."""
     import json
 
-    from ant.jobs.model import job_list_document
-
-    return json.dumps(job_list_document(rows.jobs), separators=(",", ":")).encode()
+    return json.dumps(job_list(rows.jobs), separators=(",", ":")).encode()

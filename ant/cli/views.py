@@ -1,4 +1,4 @@
-"""How jobs look on screen and in ``-o json``: rows, columns and documents, in one place."""
+"""How jobs look on screen: rows, columns and text (``-o json`` is ant.jobs.documents)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,16 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ant.cli.terminal import STATUS_STYLES, Column, Terminal
 from ant.errors import ValidationError
-from ant.jobs.model import API_VERSION
+from ant.jobs.documents import submitted_at
 
 if TYPE_CHECKING:
     from ant.jobs.lifecycle import Event
     from ant.jobs.model import Job
-    from ant.jobs.queue import Capacity, Queue, Waiting
-    from ant.jobs.sweep import Sweep
+    from ant.jobs.queue import Queue, Waiting
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -71,45 +70,6 @@ def render_job_table(
             row += [_one_line(j.description, 60)]
         rows.append(row)
     terminal.table(columns, rows)
-
-
-def job_document(job: Job, events: Sequence[Event]) -> dict[str, Any]:
-    """``ant show -o json``."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Job",
-        **job.to_json(),
-        "updateRevision": job.update_revision,
-        "currentRevision": job.current_revision,
-        "preemptions": job.preemptions,
-        "annotations": dict(job.annotations),
-        "pods": [
-            {
-                "index": p.index,
-                "name": p.pod,
-                "phase": p.phase,
-                "ready": p.ready,
-                "node": p.node,
-                "restarts": p.restarts,
-                "revision": p.revision,
-                "createdAt": p.created_at.strftime("%Y-%m-%dT%H:%M:%SZ") if p.created_at else None,
-                "reason": p.reason,
-                "message": p.message,
-            }
-            for p in job.pods
-        ],
-        "events": [
-            {
-                "time": e.time,
-                "type": e.type,
-                "reason": e.reason,
-                "object": e.object,
-                "message": e.message,
-                "count": e.count,
-            }
-            for e in events
-        ],
-    }
 
 
 def render_job_details(terminal: Terminal, job: Job, events: Sequence[Event]) -> None:
@@ -191,22 +151,6 @@ def _one_line(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def sweep_document(sweep: Sweep, jobs: Sequence[Job]) -> dict[str, Any]:
-    """``ant submit --sweep ... -o json``: the sweep and its created jobs."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Sweep",
-        "id": sweep.id,
-        "namespace": sweep.namespace,
-        "parameters": {p.key: list(p.values) for p in sweep.parameters},
-        "count": sweep.count,
-        "items": [
-            {**j.to_json(), "params": dict(planned.params)}
-            for j, planned in zip(jobs, sweep.jobs, strict=True)
-        ],
-    }
-
-
 def _preempted(job: Job, now: datetime) -> str:
     """The PREEMPTED cell: how many times, and how long ago the last one was."""
     last = job.last_preempted_at
@@ -219,10 +163,6 @@ def _preempted(job: Job, now: datetime) -> str:
 QUEUE_STATUS_STYLES = {"Pending": "yellow", "Partial": "bold red"}
 
 
-def _number(value: Fraction) -> int | float:
-    return int(value) if value.denominator == 1 else float(value)
-
-
 def _quantity(value: Fraction) -> str:
     if value.denominator == 1:
         return str(value.numerator)
@@ -232,61 +172,6 @@ def _quantity(value: Fraction) -> str:
 def _requests(w: Waiting, resources: Sequence[str]) -> str:
     shown = [k for k in resources if k in w.requests] or sorted(w.requests)[:2]
     return ",".join(f"{k}={_quantity(w.requests[k])}" for k in shown) or "-"
-
-
-def queue_document(queue: Queue) -> dict[str, Any]:
-    """``ant queue -o json``: stable (docs/queueing.md)."""
-    now = queue.now
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Queue",
-        "namespace": queue.namespace,
-        "items": [
-            {
-                "position": w.position,
-                "name": w.job.name,
-                "namespace": w.job.namespace,
-                "user": w.job.user_full or w.job.user,
-                "priority": w.job.priority,
-                "priorityValue": w.priority_value,
-                "status": "Partial" if w.partial else "Pending",
-                "partial": w.partial,
-                "pending": w.pending,
-                "replicas": w.replicas,
-                "requestsPerPod": {k: _number(v) for k, v in sorted(w.requests.items())},
-                "pendingRequests": {k: _number(w.pending_requests(k)) for k in sorted(w.requests)},
-                "heldRequests": {k: _number(w.held(k)) for k in sorted(w.requests)}
-                if w.partial
-                else {},
-                "submittedAt": w.job.annotations.get("ant.dev/submitted-at")
-                or (_iso(w.job.created_at)),
-                "waitingSince": _iso(w.waiting_since),
-                "waitingSeconds": int((now - w.waiting_since).total_seconds())
-                if w.waiting_since
-                else None,
-                "reason": w.reason,
-                "message": w.message,
-                "preemptions": w.job.preemptions,
-                "lastPreemptedAt": _iso(w.job.last_preempted_at),
-                "sweep": w.job.sweep or None,
-            }
-            for w in queue.items
-        ],
-        "capacity": [_capacity_document(c) for c in queue.capacity]
-        if queue.nodes_visible
-        else None,
-    }
-
-
-def _capacity_document(c: Capacity) -> dict[str, Any]:
-    return {
-        "resource": c.resource,
-        "nodes": c.nodes,
-        "allocatable": _number(c.allocatable),
-        "requestedByRunning": _number(c.running),
-        "requestedByPending": _number(c.pending),
-        "free": _number(c.free),
-    }
 
 
 def render_queue(terminal: Terminal, queue: Queue, *, wide: bool) -> None:
@@ -311,8 +196,7 @@ def render_queue(terminal: Terminal, queue: Queue, *, wide: bool) -> None:
             if namespaces:
                 row.insert(1, w.job.namespace)
             if wide:
-                submitted = w.job.annotations.get("ant.dev/submitted-at") or _iso(w.job.created_at)
-                row += [submitted or "-", _preempted(w.job, now)]
+                row += [submitted_at(w.job) or "-", _preempted(w.job, now)]
             if wide:
                 full = f"{w.reason}: {w.message}" if w.message else w.reason
                 row.append(" ".join(full.split()) or "-")
@@ -345,7 +229,3 @@ def render_queue(terminal: Terminal, queue: Queue, *, wide: bool) -> None:
                 f"partially scheduled: {names} {verb} {_quantity(idle)} {c.resource} "
                 "idle until all their pods are scheduled"
             )
-
-
-def _iso(t: datetime | None) -> str | None:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ") if t else None

@@ -29,6 +29,7 @@ from ant.errors import (
     ValidationError,
 )
 from ant.jobs import schema
+from ant.jobs.documents import rfc3339
 from ant.jobs.manifest import Manifests
 from ant.jobs.model import Job, job_from, jobs_from
 from ant.jobs.podwatch import Pods, PodTracker, is_ready
@@ -202,7 +203,7 @@ def job_events(client: Client, job: Job, limit: int = 20) -> list[Event]:
 def _event(e: Any) -> Event:
     when = e.lastTimestamp.seconds or e.eventTime.seconds or e.metadata.creationTimestamp.seconds
     return Event(
-        time=datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else "",
+        time=rfc3339(datetime.fromtimestamp(when, UTC)) if when else "",
         type=e.type,
         reason=e.reason,
         object=f"{e.involvedObject.kind.lower()}/{e.involvedObject.name}",

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 
 from ant.jobs import schema
 
@@ -95,27 +95,6 @@ class Job:
         """When the last counted preemption happened (``ant.dev/last-preempted-at``)."""
         return parse_time(self.annotations.get(schema.LAST_PREEMPTED_AT, ""))
 
-    def to_json(self) -> dict[str, Any]:
-        """One item of ``ant list -o json`` (apiVersion ant.dev/v1, kind JobList): stable."""
-        return {
-            "name": self.name,
-            "namespace": self.namespace,
-            "user": self.user_full or self.user,
-            "status": self.status.value,
-            "replicas": self.replicas,
-            "ready": self.ready,
-            "pending": self.pending,
-            "updated": self.updated,
-            "priority": self.priority,
-            "createdAt": _iso(self.created_at),
-            "labels": dict(self.labels),
-            "meta": dict(self.meta),
-            "description": self.description,
-            "sweep": self.sweep or None,
-            "preemptions": self.preemptions,
-            "lastPreemptedAt": _iso(self.last_preempted_at),
-        }
-
 
 def job_from(sts: Any, pods: Iterable[Any]) -> Job:
     meta = sts.metadata
@@ -136,39 +115,51 @@ def job_from(sts: Any, pods: Iterable[Any]) -> Job:
     return Job(
         name=meta.name,
         namespace=meta.namespace,
-        user=labels.get(schema.CREATED_BY, ""),
-        user_full=annotations.get(schema.CREATED_BY_FULL, ""),
         status=status,
         replicas=want,
         ready=sum(1 for r in live if r.ready),
         pending=max(0, want - scheduled),
         updated=updated,
-        priority=labels.get(schema.PRIORITY, ""),
         created_at=_time(meta.creationTimestamp),
-        labels={k: v for k, v in labels.items() if not _is_ant_key(k)},
-        meta={
+        update_revision=update_revision,
+        current_revision=sts.status.currentRevision,
+        preemptions=_int(annotations.get(schema.PREEMPTIONS)),
+        pods=tuple(replicas),
+        uid=meta.uid,
+        resource_version=meta.resourceVersion,
+        **from_metadata(labels, annotations),
+    )
+
+
+class JobMetadata(TypedDict):
+    """The fields of a ``Job`` that its StatefulSet's labels and annotations alone give."""
+
+    user: str
+    user_full: str
+    priority: str
+    labels: Mapping[str, str]
+    meta: Mapping[str, str]
+    description: str
+    annotations: Mapping[str, str]
+    sweep: str
+
+
+def from_metadata(labels: Mapping[str, str], annotations: Mapping[str, str]) -> JobMetadata:
+    """What a job's labels and annotations say: shared by ``job_from`` and the cache's rows."""
+    return {
+        "user": labels.get(schema.CREATED_BY, ""),
+        "user_full": annotations.get(schema.CREATED_BY_FULL, ""),
+        "priority": labels.get(schema.PRIORITY, ""),
+        "labels": {k: v for k, v in labels.items() if not _is_ant_key(k)},
+        "meta": {
             k.removeprefix(schema.META_PREFIX): v
             for k, v in annotations.items()
             if k.startswith(schema.META_PREFIX)
         },
-        description=annotations.get(schema.DESCRIPTION, ""),
-        update_revision=update_revision,
-        current_revision=sts.status.currentRevision,
-        preemptions=_int(annotations.get(schema.PREEMPTIONS)),
-        annotations=annotations,
-        pods=tuple(replicas),
-        uid=meta.uid,
-        resource_version=meta.resourceVersion,
-        sweep=labels.get(schema.SWEEP, ""),
-    )
-
-
-API_VERSION = "ant.dev/v1"
-
-
-def job_list_document(jobs: Sequence[Job]) -> dict[str, Any]:
-    """``ant list -o json`` (and the cache's job endpoint in JSON): kind JobList."""
-    return {"apiVersion": API_VERSION, "kind": "JobList", "items": [j.to_json() for j in jobs]}
+        "description": annotations.get(schema.DESCRIPTION, ""),
+        "annotations": dict(annotations),
+        "sweep": labels.get(schema.SWEEP, ""),
+    }
 
 
 def jobs_from(statefulsets: Sequence[Any], pods: Iterable[Any]) -> list[Job]:
@@ -250,10 +241,6 @@ def parse_time(text: str) -> datetime | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
     except ValueError:
         return None
-
-
-def _iso(t: datetime | None) -> str | None:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
 
 
 def _int(value: str | None, default: int = 0) -> int:

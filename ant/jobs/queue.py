@@ -47,6 +47,7 @@ from typing import Any
 
 from ant.errors import AntError, Conflict, Forbidden, ValidationError
 from ant.jobs import schema
+from ant.jobs.documents import rfc3339
 from ant.jobs.model import Job, JobStatus, job_from, jobs_from, parse_time
 from ant.jobs.spec import GPU_RESOURCE, TPU_RESOURCE
 from ant.kube import resources as r
@@ -460,7 +461,7 @@ def _with_tally(job: Job, times: Sequence[datetime]) -> Job:
 
 
 def _tally_annotations(count: int, last: datetime | None) -> dict[str, str]:
-    stamp = last.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if last else ""
+    stamp = rfc3339(last, fraction=True) if last else ""
     return {schema.PREEMPTIONS: str(count), schema.LAST_PREEMPTED_AT: stamp}
 
 

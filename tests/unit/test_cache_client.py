@@ -20,6 +20,7 @@ from ant.cache.client import (
     settings,
 )
 from ant.errors import Forbidden
+from ant.jobs import documents
 from ant.kube import codec
 from ant.kube import resources as r
 from ant.kube.auth import NoAuth
@@ -147,7 +148,7 @@ def test_rows_become_jobs() -> None:
     assert full.labels == {"team": "nlp"}
     assert full.meta == {"lr": "3e-4"}
     assert full.description == "long run"
-    assert full.to_json()["user"] == "alice@example.com"
+    assert documents.job_item(full)["user"] == "alice@example.com"
 
 
 def api_and_cache(api_url: str, cache_url: str, warnings: list[str]) -> CachingClient:

@@ -26,7 +26,8 @@ from ant.cache.server.listener import serve
 from ant.cache.server.wire import Reply, Request, negotiate
 from ant.cache.store import KINDS, Store, Strip, make_entry
 from ant.cache.tls import self_signed, server_context
-from ant.jobs.model import job_list_document, jobs_from
+from ant.jobs.documents import job_list
+from ant.jobs.model import jobs_from
 from ant.kube import codec
 from ant.kube.auth import NoAuth, StaticAuth
 from ant.kube.client import Client
@@ -249,7 +250,7 @@ def test_job_endpoint_rows_are_ant_lists(app: CacheApp, store: Store) -> None:
     sts = [store.table("statefulsets").get("research", n) for n in ("a-train", "b-train")]
     pods = store.table("pods").select("research")[0]
     kind_s, kind_p = KINDS["statefulsets"], KINDS["pods"]
-    expected = job_list_document(
+    expected = job_list(
         jobs_from(
             [kind_s.message_class().FromString(e.raw) for e in sts if e],
             [kind_p.message_class().FromString(e.raw) for e in pods],

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from ant.jobs import documents
 from ant.jobs.model import JobStatus, job_from, jobs_from
 from ant.kube.convert import to_message
 from ant.kube.proto import apps_v1_pb2, core_v1_pb2
@@ -179,7 +180,7 @@ def test_job_fields_and_json_document() -> None:
     assert job.created_at == datetime(2026, 11, 24, 15, tzinfo=UTC)
     assert job.preemptions == 2
     assert (job.update_revision, job.current_revision) == (NEW, OLD)
-    doc = job.to_json()
+    doc = documents.job_item(job)
     assert doc["name"] == "bert"
     assert doc["namespace"] == "research"
     assert doc["user"] == "alice@example.com"  # the exact name, not the label

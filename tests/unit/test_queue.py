@@ -12,6 +12,7 @@ import pytest
 from ant.cli import views
 from ant.cli.environment import Environment
 from ant.cli.terminal import Terminal
+from ant.jobs import documents
 from ant.jobs import queue as q
 from ant.jobs.model import jobs_from
 from ant.kube.convert import to_message
@@ -489,7 +490,7 @@ def test_the_queue_document() -> None:
         statefulset("gang", replicas=2, submitted=20, annotations={"ant.dev/preemptions": "1"})
     ]
     pods = [pod("gang", 0, node="tpu-node-0", created=20), pod("gang", 1, created=3)]
-    doc = views.queue_document(build(stses, pods))
+    doc = documents.queue(build(stses, pods))
     assert doc["kind"] == "Queue"
     assert doc["namespace"] == "research"
     (item,) = doc["items"]

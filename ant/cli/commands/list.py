@@ -48,9 +48,9 @@ def list_jobs(
 ) -> None:
     from ant.cli import views
     from ant.errors import UsageError
+    from ant.jobs.documents import job_list
     from ant.jobs.identity import user_label, whoami
     from ant.jobs.lifecycle import list_jobs as query
-    from ant.jobs.model import job_list_document
 
     app: App = ctx.obj
     if all_users and user:
@@ -94,9 +94,9 @@ def list_jobs(
 
     def render(jobs: list[Job]) -> None:
         if output is OutputFormat.json:
-            app.terminal.json(job_list_document(jobs))
+            app.terminal.json(job_list(jobs))
         elif output is OutputFormat.yaml:
-            app.terminal.yaml(job_list_document(jobs))
+            app.terminal.yaml(job_list(jobs))
         elif output is OutputFormat.name:
             for j in jobs:
                 app.terminal.line(j.name)

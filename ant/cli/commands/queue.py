@@ -35,6 +35,7 @@ def queue(
 ) -> None:
     from ant.cli import views
     from ant.errors import UsageError
+    from ant.jobs import documents
     from ant.jobs.identity import user_label, whoami
     from ant.jobs.queue import get_queue
 
@@ -46,8 +47,8 @@ def queue(
     # Reads go through the ant cache when one is configured; writes still reach the API server.
     found = get_queue(app.reader, namespace, user_label=owner, resources=resource or ())
     if output is OutputFormat.json:
-        app.terminal.json(views.queue_document(found))
+        app.terminal.json(documents.queue(found))
     elif output is OutputFormat.yaml:
-        app.terminal.yaml(views.queue_document(found))
+        app.terminal.yaml(documents.queue(found))
     else:
         views.render_queue(app.terminal, found, wide=output is OutputFormat.wide)

@@ -22,6 +22,7 @@ def show(
     ] = OutputFormat.table,
 ) -> None:
     from ant.cli import views
+    from ant.jobs.documents import job_details
     from ant.jobs.lifecycle import get_job, job_events
     from ant.jobs.queue import refresh_preemptions
 
@@ -32,6 +33,6 @@ def show(
     if output is OutputFormat.table:
         views.render_job_details(app.terminal, found, events)
     elif output is OutputFormat.json:
-        app.terminal.json(views.job_document(found, events))
+        app.terminal.json(job_details(found, events))
     else:
-        app.terminal.yaml(views.job_document(found, events))
+        app.terminal.yaml(job_details(found, events))

@@ -69,6 +69,7 @@ def submit(
 ) -> None:
     from ant.jobs import manifest
     from ant.jobs import spec as jobspec
+    from ant.jobs.documents import rfc3339, submitted_job
     from ant.jobs.identity import Identity, whoami
     from ant.jobs.lifecycle import submit as create_job
     from ant.jobs.model import job_from
@@ -109,7 +110,7 @@ def submit(
     namespace = app.offline_namespace if dry_run else app.namespace
     provenance = manifest.Provenance(
         identity=identity,
-        submitted_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        submitted_at=rfc3339(datetime.now(UTC)),
         command_line=shlex.join(["ant", *app.env.argv]),
         git=manifest.git_info(app.env.cwd),
     )
@@ -130,9 +131,7 @@ def submit(
     if output is OutputFormat.name:
         app.terminal.line(manifests.name)
     elif output in (OutputFormat.json, OutputFormat.yaml):
-        from ant.jobs.model import API_VERSION
-
-        document = {"apiVersion": API_VERSION, "kind": "Job", **job_from(created, []).to_json()}
+        document = submitted_job(job_from(created, []))
         (app.terminal.json if output is OutputFormat.json else app.terminal.yaml)(document)
     else:
         app.terminal.line(
@@ -152,7 +151,7 @@ def _submit_sweep(
     output: OutputFormat | None,
 ) -> None:
     """``--sweep``/``--count``: many jobs over one connection pool (ant.jobs.sweep)."""
-    from ant.cli import views
+    from ant.jobs import documents
     from ant.jobs import sweep as sweeps
     from ant.jobs.lifecycle import to_messages
     from ant.jobs.model import job_from
@@ -179,7 +178,7 @@ def _submit_sweep(
         for name in plan.names:
             app.terminal.line(name)
     elif output in (OutputFormat.json, OutputFormat.yaml):
-        document = views.sweep_document(plan, [job_from(sts, []) for sts in created])
+        document = documents.sweep(plan, [job_from(sts, []) for sts in created])
         (app.terminal.json if output is OutputFormat.json else app.terminal.yaml)(document)
     else:
         varied = " x ".join(f"{p.key} ({len(p.values)})" for p in parameters)

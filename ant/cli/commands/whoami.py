@@ -14,18 +14,12 @@ def whoami(
         OutputFormat.table
     ),
 ) -> None:
+    from ant.jobs import documents
     from ant.jobs.identity import whoami as resolve
 
     app: App = ctx.obj
     identity = resolve(app.client)
-    record = {
-        "username": identity.username,
-        "label": identity.label,
-        "uid": identity.uid,
-        "groups": list(identity.groups),
-        "context": app.kubeconfig.context,
-        "namespace": app.namespace,
-    }
+    record = documents.whoami(identity, app.kubeconfig.context, app.namespace)
     if output is OutputFormat.json:
         app.terminal.json(record)
         return

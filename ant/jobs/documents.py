@@ -1,0 +1,200 @@
+"""Every ``-o json`` / ``-o yaml`` document ant prints, and the time format they share.
+
+The shapes are a contract (docs/cli.md, docs/queueing.md, docs/rollout.md): fields are
+only added, never renamed or removed, within ``API_VERSION``. The CLI renders these
+dicts as they are; the cache's job endpoint answers with ``job_list`` in JSON.
+
+Times are RFC 3339 in UTC as Kubernetes writes them (``2026-12-01T15:36:27Z``), from
+``rfc3339`` alone; ``None`` (JSON ``null``) stands for "no time".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, overload
+
+if TYPE_CHECKING:
+    from ant.jobs.identity import Identity
+    from ant.jobs.lifecycle import Event
+    from ant.jobs.model import Job
+    from ant.jobs.queue import Capacity, Queue
+    from ant.jobs.sweep import Sweep
+
+API_VERSION = "ant.dev/v1"
+
+
+@overload
+def rfc3339(t: datetime, *, fraction: bool = False) -> str: ...
+@overload
+def rfc3339(t: None, *, fraction: bool = False) -> None: ...
+@overload
+def rfc3339(t: datetime | None, *, fraction: bool = False) -> str | None: ...
+def rfc3339(t: datetime | None, *, fraction: bool = False) -> str | None:
+    """``t`` in UTC, to the second (``fraction``: to the microsecond); None for None."""
+    if t is None:
+        return None
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if fraction else "%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---- jobs ---------------------------------------------------------------------------------
+def job_item(job: Job) -> dict[str, Any]:
+    """One item of ``ant list -o json``: also the top of the Job and SubmittedJob documents."""
+    return {
+        "name": job.name,
+        "namespace": job.namespace,
+        "user": job.user_full or job.user,
+        "status": job.status.value,
+        "replicas": job.replicas,
+        "ready": job.ready,
+        "pending": job.pending,
+        "updated": job.updated,
+        "priority": job.priority,
+        "createdAt": rfc3339(job.created_at),
+        "labels": dict(job.labels),
+        "meta": dict(job.meta),
+        "description": job.description,
+        "sweep": job.sweep or None,
+        "preemptions": job.preemptions,
+        "lastPreemptedAt": rfc3339(job.last_preempted_at),
+    }
+
+
+def job_list(jobs: Sequence[Job]) -> dict[str, Any]:
+    """``ant list -o json`` (and the cache's job endpoint in JSON): kind JobList."""
+    return {"apiVersion": API_VERSION, "kind": "JobList", "items": [job_item(j) for j in jobs]}
+
+
+def submitted_job(job: Job) -> dict[str, Any]:
+    """``ant submit -o json``: the job as just created (SubmittedJob in docs/cli.md)."""
+    return {"apiVersion": API_VERSION, "kind": "Job", **job_item(job)}
+
+
+def job_details(job: Job, events: Sequence[Event]) -> dict[str, Any]:
+    """``ant show -o json``: a JobList item plus revisions, annotations, pods and events."""
+    return {
+        **submitted_job(job),
+        "updateRevision": job.update_revision,
+        "currentRevision": job.current_revision,
+        "annotations": dict(job.annotations),
+        "pods": [
+            {
+                "index": p.index,
+                "name": p.pod,
+                "phase": p.phase,
+                "ready": p.ready,
+                "node": p.node,
+                "restarts": p.restarts,
+                "revision": p.revision,
+                "createdAt": rfc3339(p.created_at),
+                "reason": p.reason,
+                "message": p.message,
+            }
+            for p in job.pods
+        ],
+        "events": [
+            {
+                "time": e.time,
+                "type": e.type,
+                "reason": e.reason,
+                "object": e.object,
+                "message": e.message,
+                "count": e.count,
+            }
+            for e in events
+        ],
+    }
+
+
+def sweep(plan: Sweep, jobs: Sequence[Job]) -> dict[str, Any]:
+    """``ant submit --sweep ... -o json``: the sweep and its created jobs."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Sweep",
+        "id": plan.id,
+        "namespace": plan.namespace,
+        "parameters": {p.key: list(p.values) for p in plan.parameters},
+        "count": plan.count,
+        "items": [
+            {**job_item(j), "params": dict(planned.params)}
+            for j, planned in zip(jobs, plan.jobs, strict=True)
+        ],
+    }
+
+
+def whoami(identity: Identity, context: str, namespace: str) -> dict[str, Any]:
+    """``ant whoami -o json``."""
+    return {
+        "username": identity.username,
+        "label": identity.label,
+        "uid": identity.uid,
+        "groups": list(identity.groups),
+        "context": context,
+        "namespace": namespace,
+    }
+
+
+# ---- the queue ----------------------------------------------------------------------------
+def submitted_at(job: Job) -> str | None:
+    """When the job was submitted (``ant.dev/submitted-at``), else when it was created."""
+    return job.annotations.get("ant.dev/submitted-at") or rfc3339(job.created_at)
+
+
+def queue(waiting: Queue) -> dict[str, Any]:
+    """``ant queue -o json``: stable (docs/queueing.md)."""
+    now = waiting.now
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Queue",
+        "namespace": waiting.namespace,
+        "items": [
+            {
+                "position": w.position,
+                "name": w.job.name,
+                "namespace": w.job.namespace,
+                "user": w.job.user_full or w.job.user,
+                "priority": w.job.priority,
+                "priorityValue": w.priority_value,
+                "status": "Partial" if w.partial else "Pending",
+                "partial": w.partial,
+                "pending": w.pending,
+                "replicas": w.replicas,
+                "requestsPerPod": {k: _number(v) for k, v in sorted(w.requests.items())},
+                "pendingRequests": {k: _number(w.pending_requests(k)) for k in sorted(w.requests)},
+                "heldRequests": {k: _number(w.held(k)) for k in sorted(w.requests)}
+                if w.partial
+                else {},
+                "submittedAt": submitted_at(w.job),
+                "waitingSince": rfc3339(w.waiting_since),
+                "waitingSeconds": int((now - w.waiting_since).total_seconds())
+                if w.waiting_since
+                else None,
+                "reason": w.reason,
+                "message": w.message,
+                "preemptions": w.job.preemptions,
+                "lastPreemptedAt": rfc3339(w.job.last_preempted_at),
+                "sweep": w.job.sweep or None,
+            }
+            for w in waiting.items
+        ],
+        "capacity": [_capacity(c) for c in waiting.capacity] if waiting.nodes_visible else None,
+    }
+
+
+def _capacity(c: Capacity) -> dict[str, Any]:
+    return {
+        "resource": c.resource,
+        "nodes": c.nodes,
+        "allocatable": _number(c.allocatable),
+        "requestedByRunning": _number(c.running),
+        "requestedByPending": _number(c.pending),
+        "free": _number(c.free),
+    }
+
+
+def _number(value: Fraction) -> int | float:
+    """A quantity in JSON: an integer when whole."""
+    return int(value) if value.denominator == 1 else float(value)
