@@ -268,25 +268,6 @@ class Client:
             idempotent=True,
         )
 
-    def delete_collection(
-        self,
-        resource: Resource[Any],
-        namespace: str,
-        *,
-        label_selector: str,
-        propagation_policy: PropagationPolicy | None = "Background",
-    ) -> None:
-        if not label_selector:
-            raise ValueError("refusing to delete a collection without a label selector")
-        self.transport.request(
-            "DELETE",
-            resource.path(namespace),
-            params={"labelSelector": label_selector},
-            body=_delete_options(propagation_policy, None, None, None, False),
-            content_type=codec.JSON,
-            idempotent=True,
-        )
-
     # ---- streams -----------------------------------------------------------
     def watch(
         self,

@@ -41,14 +41,12 @@ __all__ = [
     "backend",
     "check_upb",
     "decode",
-    "decode_as",
     "decode_envelope",
     "decode_envelope_object",
     "decode_watch_event",
     "encode",
     "encode_envelope",
     "iter_watch_frames",
-    "list_continue",
     "message_class",
     "status_from_json",
     "status_from_message",
@@ -118,7 +116,6 @@ class Envelope:
     api_version: str
     kind: str
     raw: bytes
-    content_type: str = ""
 
 
 def _describe(data: bytes | memoryview) -> str:
@@ -159,7 +156,6 @@ def decode_envelope(body: bytes) -> Envelope:
         api_version=unknown.typeMeta.apiVersion,
         kind=unknown.typeMeta.kind,
         raw=unknown.raw,
-        content_type=unknown.contentType,
     )
 
 
@@ -215,28 +211,9 @@ def decode_envelope_object(env: Envelope) -> Message:
     return _parse(cls, env.raw, f"{env.api_version} {env.kind}")
 
 
-def decode_as(body: bytes, cls: type[M]) -> M:
-    """Decode a protobuf body that must hold a ``cls``; ``DecodeError`` for any other kind.
-
-    Use ``decode`` where the server may answer with another kind (e.g. a ``Status``).
-    """
-    env = decode_envelope(body)
-    expected = cls.DESCRIPTOR.name
-    entry = KINDS.get((env.api_version, env.kind))
-    registered = message_class(env.api_version, env.kind) if entry is not None else None
-    if env.kind != expected or (registered is not None and registered is not cls):
-        raise DecodeError(f"expected {cls.DESCRIPTOR.full_name}, got {env.api_version} {env.kind}")
-    return _parse(cls, env.raw, f"{env.api_version} {env.kind}")
-
-
 def encode(msg: Message, api_version: str, kind: str) -> bytes:
     """A protobuf request body for ``msg``."""
     return encode_envelope(api_version, kind, msg.SerializeToString())
-
-
-def list_continue(meta: meta_v1_pb2.ListMeta) -> str:
-    """``ListMeta.continue``: a Python keyword, so ``meta.continue`` is a syntax error."""
-    return cast(str, getattr(meta, "continue"))
 
 
 # --- Status --------------------------------------------------------------------------
@@ -303,15 +280,13 @@ def status_from_json(obj: Mapping[str, Any]) -> Status:
 # --- watch ---------------------------------------------------------------------------
 
 
-def iter_watch_frames(
-    chunks: Iterable[bytes], *, max_frame: int = MAX_WATCH_FRAME
-) -> Iterator[bytes]:
+def iter_watch_frames(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """Split a watch response body into frames (4-byte big-endian length + payload).
 
     Chunk boundaries may fall anywhere, including inside a length prefix. A stream that
     ends between frames simply ends; one that ends inside a frame raises ``DecodeError``
     after every complete frame has been yielded (callers treat it as a dropped
-    connection). A length above ``max_frame`` raises ``DecodeError`` at once.
+    connection). A length above ``MAX_WATCH_FRAME`` raises ``DecodeError`` at once.
     """
     buf = bytearray()
     for chunk in chunks:
@@ -321,11 +296,11 @@ def iter_watch_frames(
         pos = 0
         while len(buf) - pos >= 4:
             size = int.from_bytes(buf[pos : pos + 4], "big")
-            if size > max_frame:
+            if size > MAX_WATCH_FRAME:
                 prefix = bytes(buf[pos : pos + 4])
                 raise DecodeError(
                     f"watch frame of {size} bytes (prefix {prefix!r}) exceeds the "
-                    f"{max_frame}-byte limit: corrupt stream, or not a protobuf watch?"
+                    f"{MAX_WATCH_FRAME}-byte limit: corrupt stream, or not a protobuf watch?"
                 )
             end = pos + 4 + size
             if end > len(buf):

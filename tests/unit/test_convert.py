@@ -140,7 +140,9 @@ def service_dict() -> dict[str, Any]:
 
 def wire(msg: Any, api_version: str, kind: str) -> Any:
     """``msg`` through the protobuf wire format and back."""
-    return codec.decode_as(codec.encode(msg, api_version, kind), type(msg))
+    envelope = codec.decode_envelope(codec.encode(msg, api_version, kind))
+    assert (envelope.api_version, envelope.kind) == (api_version, kind)
+    return type(msg).FromString(envelope.raw)
 
 
 def quantities_as_strings(obj: Any) -> Any:
