@@ -56,7 +56,7 @@ from ant.jobs.documents import API_VERSION
 from ant.jobs.model import Job, JobStatus, from_metadata
 from ant.kube import codec
 from ant.kube import resources as r
-from ant.kube.client import Client, ObjectList, Resource
+from ant.kube.client import Client, ObjectList, Resource, api_path
 from ant.kube.config import KubeConfig
 from ant.kube.transport import ACCEPT_PROTOBUF, RetryPolicy, Transport
 
@@ -290,7 +290,8 @@ class CachingClient(Client):
         """``ant list``'s rows from the job endpoint, as jobs; None if the cache can't say."""
         if not self.active:
             return None
-        path = f"/ant/v1/namespaces/{namespace}/jobs" if namespace else "/ant/v1/jobs"
+        scope = ("namespaces", namespace) if namespace else ()
+        path = api_path("ant", "v1", *scope, "jobs")
         params = {
             "user": user_label,
             "mine": "true" if mine and not user_label else None,

@@ -93,12 +93,17 @@ def main_options(
         if raw and not raw.isdigit():
             raise typer.BadParameter(f"ANT_VERBOSE={raw!r} is not a number", param_hint="-v")
         verbose = int(raw or 0)
+    namespace = setting("namespace", namespace, "ANT_NAMESPACE")
+    if namespace is not None:
+        from ant.jobs.schema import validate_namespace
+
+        validate_namespace(namespace, "--namespace")
     ctx.obj = App(
         env,
         GlobalOptions(
             context=setting("context", context, "ANT_CONTEXT"),
             kubeconfig=setting("kubeconfig", kubeconfig, "ANT_KUBECONFIG"),
-            namespace=setting("namespace", namespace, "ANT_NAMESPACE"),
+            namespace=namespace,
             verbose=verbose,
             cache_url=setting("cache", cache, "ANT_CACHE_URL"),
         ),

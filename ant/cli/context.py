@@ -40,7 +40,13 @@ class App:
 
     @property
     def namespace(self) -> str:
-        return self.options.namespace or self.kubeconfig.namespace
+        if self.options.namespace:
+            return self.options.namespace  # validated with the other global options
+        from ant.jobs.schema import validate_namespace
+
+        namespace = self.kubeconfig.namespace
+        validate_namespace(namespace, f"the namespace of context {self.kubeconfig.context}")
+        return namespace
 
     @property
     def offline_namespace(self) -> str:

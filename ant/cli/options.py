@@ -41,3 +41,21 @@ def _check_choice(
 AllUsers = Annotated[bool, typer.Option("--all-users", help="Everyone's jobs.")]
 User = Annotated[str | None, typer.Option("--user", help="This user's jobs.")]
 AllNamespaces = Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")]
+
+
+# Names become request paths: every job name is checked where it enters (exit 2).
+def check_job_names(value: str | list[str] | None) -> str | list[str] | None:
+    """Callback for a job-name argument (one or many)."""
+    from ant.jobs import schema
+
+    for name in [value] if isinstance(value, str) else value or []:
+        schema.validate_job_name(name, "job")
+    return value
+
+
+def check_job_target(value: str) -> str:
+    """Callback for ``JOB`` or ``statefulset/NAME`` (update, rollout, rollback)."""
+    from ant.jobs.rollout import parse_target
+
+    parse_target(value)
+    return value

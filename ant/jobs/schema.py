@@ -70,6 +70,7 @@ MAX_JOB_NAME = MAX_DNS_LABEL - 11
 GENERATED_SUFFIX = 5  # random characters --generate-name appends
 
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_DNS_1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_1123_SUBDOMAIN = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 )
@@ -114,6 +115,25 @@ def validate_job_name(name: str, field: str = "name") -> None:
             field,
             f"{name!r} is not a valid job name",
             hint="use lowercase letters, digits and '-', starting with a letter",
+        )
+
+
+def validate_namespace(namespace: str, field: str = "namespace") -> None:
+    if len(namespace) > MAX_DNS_LABEL or not _DNS_1123_LABEL.fullmatch(namespace):
+        raise ValidationError(
+            field,
+            f"{namespace!r} is not a valid namespace",
+            hint="at most 63 lowercase letters, digits and '-', starting and ending alphanumeric",
+        )
+
+
+def validate_object_name(name: str, field: str = "name") -> None:
+    """Any Kubernetes object's name (a DNS subdomain), e.g. a StatefulSet ant did not create."""
+    if len(name) > 253 or not _DNS_1123_SUBDOMAIN.fullmatch(name):
+        raise ValidationError(
+            field,
+            f"{name!r} is not a valid object name",
+            hint="lowercase letters, digits, '-' and '.', starting and ending alphanumeric",
         )
 
 

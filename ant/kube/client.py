@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
-from ant.errors import DecodeError, Gone, TransportError, api_error
+from ant.errors import DecodeError, Gone, TransportError, ValidationError, api_error
 from ant.kube import codec
 from ant.kube.transport import ACCEPT_PROTOBUF, Params, Response, Transport
 
@@ -78,15 +78,29 @@ class Resource(Generic[T]):
     def path(
         self, namespace: str | None = None, name: str | None = None, subresource: str = ""
     ) -> str:
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
-        base += f"/{self.plural}"
-        if name:
-            base += f"/{name}"
-        if subresource:
-            base += f"/{subresource}"
-        return base
+        prefix = ("apis", self.group, self.version) if self.group else ("api", self.version)
+        scope = ("namespaces", namespace) if self.namespaced and namespace else ()
+        # An empty name is refused, never taken for the collection (a DELETE would empty it).
+        named = () if name is None else (name, subresource) if subresource else (name,)
+        return api_path(*prefix, *scope, self.plural, *named)
+
+
+def api_path(*segments: str) -> str:
+    """A request path from its segments, each checked and percent-encoded.
+
+    The one place a request path is built: no name, however strange, can add a
+    segment, climb out with ``..`` or start a query. Kubernetes refuses the same
+    names for any object (``path.ValidatePathSegmentName``), so only a mistake or an
+    attack is stopped here; callers validate what users type with a better message.
+    """
+    from urllib.parse import quote
+
+    for segment in segments:
+        if segment in ("", ".", "..") or "/" in segment or "%" in segment:
+            raise ValidationError(
+                "name", f"{segment!r} cannot be part of a request path", hint="use a valid name"
+            )
+    return "".join("/" + quote(segment, safe="") for segment in segments)
 
 
 @dataclass(frozen=True)
@@ -333,7 +347,9 @@ class Client:
             "timestamps": timestamps or None,
             "previous": previous or None,
         }
-        path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
+        from ant.kube.resources import PODS
+
+        path = PODS.path(namespace, pod, "log")
         # A followed log has no natural end: no read timeout beyond a long idle limit.
         with self.transport.stream(
             path, params=params, accept="*/*", read_timeout=3600 if follow else None

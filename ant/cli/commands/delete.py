@@ -6,6 +6,7 @@ import typer
 
 from ant.cli.completion import complete_job
 from ant.cli.context import App
+from ant.cli.options import check_job_names
 
 HELP = """Delete jobs: their StatefulSet (and so their pods) and Service.
 
@@ -17,7 +18,12 @@ def delete(
     ctx: typer.Context,
     jobs: Annotated[
         list[str] | None,
-        typer.Argument(help="Job names.", show_default=False, autocompletion=complete_job),
+        typer.Argument(
+            help="Job names.",
+            show_default=False,
+            autocompletion=complete_job,
+            callback=check_job_names,
+        ),
     ] = None,
     mine: Annotated[bool, typer.Option("--mine", help="With --all: your jobs.")] = False,
     all_jobs: Annotated[bool, typer.Option("--all", help="With --mine: all of them.")] = False,

@@ -6,6 +6,7 @@ import typer
 
 from ant.cli.completion import complete_job
 from ant.cli.context import App
+from ant.cli.options import check_job_names
 
 HELP = """Print a job's logs: replica 0 by default, one replica, or all of them.
 
@@ -17,7 +18,13 @@ PREFIX_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "red")
 def logs(
     ctx: typer.Context,
     job: Annotated[
-        str, typer.Argument(help="Job name.", show_default=False, autocompletion=complete_job)
+        str,
+        typer.Argument(
+            help="Job name.",
+            show_default=False,
+            autocompletion=complete_job,
+            callback=check_job_names,
+        ),
     ],
     replica: Annotated[int | None, typer.Option("--replica", "-r", help="Replica index.")] = None,
     all_replicas: Annotated[bool, typer.Option("--all", help="Every replica, prefixed.")] = False,

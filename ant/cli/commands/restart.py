@@ -6,6 +6,7 @@ import typer
 
 from ant.cli.completion import complete_job
 from ant.cli.context import App
+from ant.cli.options import check_job_names
 
 HELP = """Restart replicas: delete their pods so the StatefulSet recreates them.
 
@@ -15,7 +16,13 @@ Without --replica every pod is restarted, after confirmation."""
 def restart(
     ctx: typer.Context,
     job: Annotated[
-        str, typer.Argument(help="Job name.", show_default=False, autocompletion=complete_job)
+        str,
+        typer.Argument(
+            help="Job name.",
+            show_default=False,
+            autocompletion=complete_job,
+            callback=check_job_names,
+        ),
     ],
     replica: Annotated[
         list[int] | None, typer.Option("--replica", "-r", help="Replica index (repeatable).")

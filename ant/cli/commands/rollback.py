@@ -6,6 +6,7 @@ import typer
 
 from ant.cli.completion import complete_job
 from ant.cli.context import App
+from ant.cli.options import check_job_target
 
 HELP = """Restore the pod template of the job's previous revision.
 
@@ -19,7 +20,10 @@ def rollback(
     job: Annotated[
         str,
         typer.Argument(
-            help="Job name (or statefulset/NAME).", show_default=False, autocompletion=complete_job
+            help="Job name (or statefulset/NAME).",
+            show_default=False,
+            autocompletion=complete_job,
+            callback=check_job_target,
         ),
     ],
     to_revision: Annotated[

@@ -8,7 +8,7 @@ from typer.core import TyperGroup
 
 from ant.cli.completion import complete_job
 from ant.cli.context import App
-from ant.cli.options import OutputFormat, output_option
+from ant.cli.options import OutputFormat, check_job_target, output_option
 
 if TYPE_CHECKING:
     from ant.cli.terminal import Progress
@@ -90,7 +90,10 @@ def run(
     job: Annotated[
         str,
         typer.Argument(
-            help="Job name (or statefulset/NAME).", show_default=False, autocompletion=complete_job
+            help="Job name (or statefulset/NAME).",
+            show_default=False,
+            autocompletion=complete_job,
+            callback=check_job_target,
         ),
     ],
     max_unavailable: Annotated[
@@ -268,7 +271,10 @@ def status(
     job: Annotated[
         str,
         typer.Argument(
-            help="Job name (or statefulset/NAME).", show_default=False, autocompletion=complete_job
+            help="Job name (or statefulset/NAME).",
+            show_default=False,
+            autocompletion=complete_job,
+            callback=check_job_target,
         ),
     ],
     output: Annotated[OutputFormat | None, output_option(OutputFormat.json)] = None,

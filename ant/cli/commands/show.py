@@ -6,7 +6,7 @@ import typer
 
 from ant.cli.completion import complete_job
 from ant.cli.context import App
-from ant.cli.options import OutputFormat, output_option
+from ant.cli.options import OutputFormat, check_job_names, output_option
 
 HELP = "Show a job: its metadata, every replica, and recent events."
 
@@ -14,7 +14,13 @@ HELP = "Show a job: its metadata, every replica, and recent events."
 def show(
     ctx: typer.Context,
     job: Annotated[
-        str, typer.Argument(help="Job name.", show_default=False, autocompletion=complete_job)
+        str,
+        typer.Argument(
+            help="Job name.",
+            show_default=False,
+            autocompletion=complete_job,
+            callback=check_job_names,
+        ),
     ],
     output: Annotated[
         OutputFormat,

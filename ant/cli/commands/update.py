@@ -6,6 +6,7 @@ import typer
 
 from ant.cli.completion import complete_job
 from ant.cli.context import App
+from ant.cli.options import check_job_target
 
 HELP = """Change a job's pod template: image, env, command, or any field from a file.
 
@@ -29,7 +30,10 @@ def update(
     job: Annotated[
         str,
         typer.Argument(
-            help="Job name (or statefulset/NAME).", show_default=False, autocompletion=complete_job
+            help="Job name (or statefulset/NAME).",
+            show_default=False,
+            autocompletion=complete_job,
+            callback=check_job_target,
         ),
     ],
     image: Annotated[

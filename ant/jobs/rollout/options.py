@@ -11,6 +11,7 @@ from ant.errors import (
     UsageError,
     ValidationError,
 )
+from ant.jobs import schema
 
 Order = Literal["descending", "ascending"]
 OnFailure = Literal["pause", "continue"]
@@ -123,10 +124,12 @@ def parse_target(text: str) -> tuple[str, bool]:
     """``JOB`` -> (JOB, False); ``statefulset/NAME`` -> (NAME, True): any StatefulSet, named."""
     kind, sep, name = text.partition("/")
     if not sep:
+        schema.validate_job_name(text, "job")
         return text, False
     if kind.lower() not in _STATEFULSET_KINDS or not name or "/" in name:
         raise UsageError(
             f"{text!r} is not a job name",
             hint="name a job, or statefulset/NAME for any StatefulSet",
         )
+    schema.validate_object_name(name, "job")
     return name, True
