@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from ant.jobs.lifecycle import Event
     from ant.jobs.model import Job
     from ant.jobs.queue import Capacity, Queue
+    from ant.jobs.rollout.planner import PodState
+    from ant.jobs.rollout.status import RevisionPods, RolloutStatus
     from ant.jobs.sweep import Sweep
 
 API_VERSION = "ant.dev/v1"
@@ -192,6 +194,59 @@ def _capacity(c: Capacity) -> dict[str, Any]:
         "requestedByRunning": _number(c.running),
         "requestedByPending": _number(c.pending),
         "free": _number(c.free),
+    }
+
+
+# ---- rollouts ------------------------------------------------------------------------------
+def rollout_status(status: RolloutStatus) -> dict[str, Any]:
+    """``ant rollout status -o json`` (docs/rollout.md): stable."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "RolloutStatus",
+        "name": status.name,
+        "namespace": status.namespace,
+        "replicas": status.replicas,
+        "updateRevision": status.update_revision,
+        "currentRevision": status.current_revision,
+        "updated": status.updated,
+        "state": status.state,
+        "message": status.message,
+        "paused": bool(status.paused),
+        "pausedAt": status.paused_at or None,
+        "pausedReason": status.paused or None,
+        "rollout": {
+            "targetRevision": status.target_revision or None,
+            "startedAt": status.started_at or None,
+            "finishedAt": status.finished_at or None,
+        },
+        "revisions": [_revision(rev) for rev in status.revisions],
+        "unavailable": [_unavailable(p) for p in status.unavailable],
+        "lastUpdate": dict(status.last_update) if status.last_update else None,
+    }
+
+
+def _revision(rev: RevisionPods) -> dict[str, Any]:
+    from ant.jobs.rollout.options import format_indexes
+
+    return {
+        "name": rev.name,
+        "revision": rev.number,
+        "pods": len(rev.indexes),
+        "ready": rev.ready,
+        "replicas": format_indexes(rev.indexes),
+        "update": rev.update,
+    }
+
+
+def _unavailable(pod: PodState) -> dict[str, Any]:
+    return {
+        "index": pod.index,
+        "name": pod.name,
+        "exists": pod.exists,
+        "revision": pod.revision,
+        "ready": pod.ready,
+        "terminating": pod.terminating,
+        "reason": pod.why() if not pod.available else "",
     }
 
 

@@ -198,3 +198,54 @@ def test_whoami() -> None:
     assert list(documents.whoami(identity, "dev", "research")) == documented_fields(
         "cli.md", "whoami"
     )
+
+
+def test_a_rollout_status() -> None:
+    from ant.jobs.rollout.planner import PodState
+    from ant.jobs.rollout.status import RevisionPods, RolloutStatus
+
+    status = RolloutStatus(
+        name="bert",
+        namespace="research",
+        replicas=4,
+        update_revision="bert-new",
+        current_revision="bert-old",
+        updated=1,
+        state="Paused",
+        message="paused",
+        revisions=(
+            RevisionPods("bert-new", 3, (0, 1), 1, True),
+            RevisionPods("bert-old", None, (2, 3, 5), 3, False),
+        ),
+        unavailable=(
+            PodState(1, "bert-1", uid="u", revision="bert-new", reason="CrashLoopBackOff"),
+            PodState(4, "bert-4"),
+        ),
+        target_revision="bert-new",
+        started_at=CREATED,
+        paused_at=CREATED,
+        paused="pod bert-1 not Ready",
+    )
+    doc = documents.rollout_status(status)
+    assert list(doc) == documented_fields("rollout.md", "RolloutStatus")
+    assert doc["rollout"] == {
+        "targetRevision": "bert-new",
+        "startedAt": CREATED,
+        "finishedAt": None,
+    }
+    assert (doc["paused"], doc["pausedAt"], doc["lastUpdate"]) == (True, CREATED, None)
+    assert doc["revisions"][1] == {
+        "name": "bert-old",
+        "revision": None,
+        "pods": 3,
+        "ready": 3,
+        "replicas": "2-3,5",
+        "update": False,
+    }
+    assert [list(p) for p in doc["unavailable"]] == 2 * [
+        documented_fields("rollout.md", "RolloutStatus", "unavailable[].")
+    ]
+    assert [p["reason"] for p in doc["unavailable"]] == [
+        "CrashLoopBackOff",
+        "no pod (the StatefulSet controller has not recreated it yet)",
+    ]

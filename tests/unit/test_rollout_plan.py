@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from ant.cli.environment import Environment
 from ant.cli.main import run
 from ant.errors import ExitCode, NotFoundError, UsageError, ValidationError
+from ant.jobs import documents
 from ant.jobs import rollout as ro
 from ant.jobs.rollout import Budget, RolloutOptions, TemplateChange, plan
 from ant.kube.convert import to_message
@@ -551,7 +552,7 @@ def test_status_counts_pods_per_revision() -> None:
     assert s.updated == 1
     assert s.state == "Pending"
     assert [p.name for p in s.unavailable] == ["bert-1"]
-    doc = s.to_json()
+    doc = documents.rollout_status(s)
     assert doc["kind"] == "RolloutStatus"
     assert doc["revisions"][0]["replicas"] == "0-1"
     json.dumps(doc)

@@ -279,12 +279,13 @@ def status(
     ],
     output: Annotated[OutputFormat | None, output_option(OutputFormat.json)] = None,
 ) -> None:
+    from ant.jobs import documents
     from ant.jobs import rollout as ro
 
     app: App = ctx.obj
     found = ro.status(app.client, app.namespace, job)
     if output is OutputFormat.json:
-        app.terminal.json(found.to_json())
+        app.terminal.json(documents.rollout_status(found))
         return
     render_status(app, found)
 

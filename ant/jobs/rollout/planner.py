@@ -52,17 +52,6 @@ class PodState:
             return f"{self.phase or 'Pending'}, not Ready"
         return "available"
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "name": self.name,
-            "exists": self.exists,
-            "revision": self.revision,
-            "ready": self.ready,
-            "terminating": self.terminating,
-            "reason": self.why() if not self.available else "",
-        }
-
 
 def owned_pods(sts: Any, pods: Iterable[Any]) -> list[Any]:
     """The pods this StatefulSet controls (a selector can match strangers)."""

@@ -14,6 +14,7 @@ from ant.errors import (
     RequestTimeout,
     UsageError,
 )
+from ant.jobs.documents import rfc3339
 from ant.jobs.lifecycle import get_statefulset
 from ant.jobs.rollout.options import (
     parse_target,
@@ -26,7 +27,7 @@ OBSERVE_TIMEOUT = 30.0
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(datetime.now(UTC))
 
 
 def load(client: Client, namespace: str, target: str) -> Any:
@@ -140,7 +141,5 @@ def _revision(cr: Any) -> Revision:
         name=cr.metadata.name,
         number=cr.revision,
         template=template,
-        created_at=datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        if created
-        else "",
+        created_at=rfc3339(datetime.fromtimestamp(created, UTC)) if created else "",
     )

@@ -10,9 +10,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ant.jobs import schema
-from ant.jobs.rollout.options import (
-    format_indexes,
-)
 from ant.jobs.rollout.planner import PodState, observe
 from ant.jobs.rollout.revisions import (
     Revision,
@@ -37,16 +34,6 @@ class RevisionPods:
     ready: int
     update: bool
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "revision": self.number,
-            "pods": len(self.indexes),
-            "ready": self.ready,
-            "replicas": format_indexes(self.indexes),
-            "update": self.update,
-        }
-
 
 @dataclass(frozen=True)
 class RolloutStatus:
@@ -68,32 +55,6 @@ class RolloutStatus:
     paused_at: str = ""
     paused: str = ""  # why, while paused
     last_update: Mapping[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """``ant rollout status -o json`` (docs/rollout.md): stable."""
-        return {
-            "apiVersion": "ant.dev/v1",
-            "kind": "RolloutStatus",
-            "name": self.name,
-            "namespace": self.namespace,
-            "replicas": self.replicas,
-            "updateRevision": self.update_revision,
-            "currentRevision": self.current_revision,
-            "updated": self.updated,
-            "state": self.state,
-            "message": self.message,
-            "paused": bool(self.paused),
-            "pausedAt": self.paused_at or None,
-            "pausedReason": self.paused or None,
-            "rollout": {
-                "targetRevision": self.target_revision or None,
-                "startedAt": self.started_at or None,
-                "finishedAt": self.finished_at or None,
-            },
-            "revisions": [rev.to_json() for rev in self.revisions],
-            "unavailable": [p.to_json() for p in self.unavailable],
-            "lastUpdate": dict(self.last_update) if self.last_update else None,
-        }
 
 
 def status(client: Client, namespace: str, target: str) -> RolloutStatus:
