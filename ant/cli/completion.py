@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
 
 import typer
 
+from ant.cli.command_line import (
+    hoist_global_options,
+    resolve,
+    split_trailing_command,
+    typed_values,
+)
 from ant.cli.environment import Environment
 
 TIMEOUT = 2.0  # seconds, per request and for the whole lookup
-_OPTION_VARS = {
-    "--context": "ANT_CONTEXT",
-    "--kubeconfig": "ANT_KUBECONFIG",
-    "-n": "ANT_NAMESPACE",
-    "--namespace": "ANT_NAMESPACE",
-}
 
 
 def complete_job(ctx: typer.Context, incomplete: str) -> list[tuple[str, str] | str]:
@@ -52,15 +51,18 @@ def _jobs(ctx: typer.Context, incomplete: str) -> list[tuple[str, str] | str]:
 
     root = ctx.find_root()
     env_vars: Mapping[str, str] = root.obj.vars if isinstance(root.obj, Environment) else os.environ
-    options = _global_options(root.params, env_vars)
-    kc = config.load(options.get("--kubeconfig"), options.get("--context"), env_vars)
+    # ant takes global options after the command name too (``ant logs -n x <TAB>``), which
+    # only the hoisting understands: read them from the words typed so far.
+    words, _ = split_trailing_command(_typed_words(env_vars))
+    options = resolve(typed_values(hoist_global_options(words)), env_vars)
+    kc = config.load(options.kubeconfig, options.context, env_vars)
     client = Client(
         Transport.from_kubeconfig(
             kc, timeout=TIMEOUT, connect_timeout=TIMEOUT, retry=RetryPolicy(attempts=1)
         )
     )
     try:
-        namespace = options.get("--namespace") or kc.namespace
+        namespace = options.namespace or kc.namespace
         user_label = whoami(client).label
         listed = client.list_metadata(
             r.STATEFULSETS, namespace, label_selector=schema.mine_selector(user_label)
@@ -75,27 +77,6 @@ def _jobs(ctx: typer.Context, incomplete: str) -> list[tuple[str, str] | str]:
             continue
         description = item.metadata.annotations.get(schema.DESCRIPTION, "")
         out.append((name, " ".join(description.split())[:80]) if description else name)
-    return out
-
-
-def _global_options(params: Mapping[str, Any], env_vars: Mapping[str, str]) -> dict[str, str]:
-    """--context, --kubeconfig and --namespace as ant would see them for this command line.
-
-    ant accepts them after the command name too (``ant logs -n x <TAB>``), which only
-    ``ant.cli.main`` understands; the words typed so far come from the shell's variables.
-    """
-    from ant.cli.main import hoist_global_options
-
-    typed = _option_values(hoist_global_options(_typed_words(env_vars)))
-    out: dict[str, str] = {}
-    for option, param in (
-        ("--context", "context"),
-        ("--kubeconfig", "kubeconfig"),
-        ("--namespace", "namespace"),
-    ):
-        value = typed.get(option) or params.get(param) or env_vars.get(_OPTION_VARS[option])
-        if value:
-            out[option] = str(value)
     return out
 
 
@@ -115,20 +96,6 @@ def _typed_words(env_vars: Mapping[str, str]) -> list[str]:
     if words and not line.endswith(" "):
         words = words[:-1]
     return words[1:]
-
-
-def _option_values(words: Sequence[str]) -> dict[str, str]:
-    values: dict[str, str] = {}
-    i = 0
-    while i < len(words):
-        name, eq, value = words[i].partition("=")
-        if name in _OPTION_VARS:
-            if not eq:
-                value = words[i + 1] if i + 1 < len(words) else ""
-                i += 1
-            values["--namespace" if name == "-n" else name] = value
-        i += 1
-    return values
 
 
 def _already_typed(ctx: typer.Context) -> list[str]:

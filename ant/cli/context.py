@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from ant.cli.command_line import GlobalOptions
 from ant.cli.environment import Environment
 from ant.cli.terminal import Terminal
 
 if TYPE_CHECKING:
     from ant.kube.client import Client
     from ant.kube.config import KubeConfig
-
-
-@dataclass(frozen=True)
-class GlobalOptions:
-    context: str | None = None
-    kubeconfig: str | None = None
-    namespace: str | None = None
-    verbose: int = 0
-    cache_url: str | None = None
 
 
 class App:

@@ -6,58 +6,14 @@ import sys
 from dataclasses import replace
 from typing import NoReturn
 
+from ant.cli.command_line import (
+    TAKES_TRAILING_COMMAND,
+    command_name,
+    hoist_global_options,
+    split_trailing_command,
+)
 from ant.cli.environment import Environment
 from ant.errors import AntError, ExitCode
-
-# Global options accepted anywhere before `--`, as kubectl users expect:
-# `ant -n research list` and `ant list -n research` mean the same.
-GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--context", "--kubeconfig", "-n", "--namespace", "--cache"})
-GLOBAL_FLAGS = frozenset({"-v", "--verbose", "-vv", "-vvv"})
-# Commands that take the job's command after `--`.
-TAKES_TRAILING_COMMAND = frozenset({"submit", "update"})
-
-
-def hoist_global_options(argv: list[str]) -> list[str]:
-    """Move global options that follow the command name in front of it (before any ``--``)."""
-    hoisted: list[str] = []
-    rest: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        name = arg.split("=", 1)[0]
-        if name in GLOBAL_OPTIONS_WITH_VALUE:
-            takes_next = "=" not in arg and i + 1 < len(argv)
-            hoisted.extend(argv[i : i + 2] if takes_next else [arg])
-            i += 2 if takes_next else 1
-            continue
-        if arg in GLOBAL_FLAGS:
-            hoisted.append(arg)
-        else:
-            rest.append(arg)
-        i += 1
-    return hoisted + rest
-
-
-def split_trailing_command(argv: list[str]) -> tuple[list[str], tuple[str, ...]]:
-    """``ant submit job.yaml -- python train.py`` -> ant's arguments, the job's command."""
-    if "--" not in argv:
-        return argv, ()
-    at = argv.index("--")
-    return argv[:at], tuple(argv[at + 1 :])
-
-
-def command_name(args: list[str]) -> str | None:
-    """The first argument that is not an option or an option's value."""
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg in GLOBAL_OPTIONS_WITH_VALUE:
-            i += 2
-            continue
-        if not arg.startswith("-"):
-            return arg
-        i += 1
-    return None
 
 
 def run(argv: list[str] | None = None, env: Environment | None = None) -> int:

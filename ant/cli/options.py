@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
+
+from ant.cli.completion import complete_job
 
 
 class OutputFormat(StrEnum):
@@ -44,7 +47,7 @@ AllNamespaces = Annotated[bool, typer.Option("--all-namespaces", "-A", help="Eve
 
 
 # Names become request paths: every job name is checked where it enters (exit 2).
-def check_job_names(value: str | list[str] | None) -> str | list[str] | None:
+def _check_job_names(value: str | list[str] | None) -> str | list[str] | None:
     """Callback for a job-name argument (one or many)."""
     from ant.jobs import schema
 
@@ -53,9 +56,23 @@ def check_job_names(value: str | list[str] | None) -> str | list[str] | None:
     return value
 
 
-def check_job_target(value: str) -> str:
+def _check_job_target(value: str) -> str:
     """Callback for ``JOB`` or ``statefulset/NAME`` (update, rollout, rollback)."""
     from ant.jobs.rollout import parse_target
 
     parse_target(value)
     return value
+
+
+# The job a command acts on: checked, and completed from the cluster.
+def _job_argument(help: str, check: Callable[[Any], Any]) -> Any:
+    return typer.Argument(
+        help=help, show_default=False, autocompletion=complete_job, callback=check
+    )
+
+
+JobName = Annotated[str, _job_argument("Job name.", _check_job_names)]
+JobOrStatefulSet = Annotated[
+    str, _job_argument("Job name (or statefulset/NAME).", _check_job_target)
+]
+JobNames = Annotated[list[str] | None, _job_argument("Job names.", _check_job_names)]

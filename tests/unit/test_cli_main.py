@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
+from ant.cli.command_line import hoist_global_options, split_trailing_command
 from ant.cli.environment import Environment
-from ant.cli.main import hoist_global_options, run, split_trailing_command
+from ant.cli.main import run
 from ant.cli.terminal import Column, Terminal
 from ant.errors import ExitCode, ValidationError
 from tests.helpers import Result, run_ant

@@ -53,3 +53,38 @@ def test_lower_layers_never_print_or_exit(layer: str) -> None:
                 if name == "print" or (owner == "sys" and name == "exit"):
                     offenders.append(f"{path.relative_to(ANT.parent)}:{node.lineno} {name}()")
     assert not offenders
+
+
+def cli_imports() -> dict[str, set[str]]:
+    """ant.cli module -> the ant.cli modules it imports (at module level or in a function)."""
+    modules = {
+        ".".join(p.relative_to(ANT.parent).with_suffix("").parts): p
+        for p in (ANT / "cli").rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                targets.add(node.module)
+                targets.update(f"{node.module}.{alias.name}" for alias in node.names)
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def test_no_import_circle_inside_the_cli() -> None:
+    graph = cli_imports()
+    circles: list[list[str]] = []
+
+    def visit(module: str, path: list[str]) -> None:
+        for target in sorted(graph[module]):
+            if target in path:
+                circles.append([*path[path.index(target) :], target])
+            elif not circles:
+                visit(target, [*path, target])
+
+    for module in sorted(graph):
+        visit(module, [module])
+    assert not circles, " -> ".join(circles[0])

@@ -12,7 +12,7 @@ HELP = "Cluster set-up for ant (needs cluster-admin rights)."
 admin = typer.Typer(help=HELP, no_args_is_help=True)
 
 
-@admin.command("install-priorities")
+@admin.command("install-priorities", short_help="Create ant's PriorityClasses (idempotent).")
 def install_priorities(
     ctx: typer.Context,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change.")] = False,

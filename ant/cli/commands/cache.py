@@ -23,7 +23,7 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
     return tuple(v.strip() for item in values or [] for v in item.split(",") if v.strip())
 
 
-@cache.command("serve", help=SERVE_HELP)
+@cache.command("serve", help=SERVE_HELP, short_help="Serve ant's reads from memory.")
 def serve(
     ctx: typer.Context,
     listen: Annotated[

@@ -4,9 +4,8 @@ from typing import Annotated
 
 import typer
 
-from ant.cli.completion import complete_job
 from ant.cli.context import App
-from ant.cli.options import check_job_names
+from ant.cli.options import JobNames
 
 HELP = """Delete jobs: their StatefulSet (and so their pods) and Service.
 
@@ -16,15 +15,7 @@ Name jobs, or select them: --mine --all (every job of yours in the namespace),
 
 def delete(
     ctx: typer.Context,
-    jobs: Annotated[
-        list[str] | None,
-        typer.Argument(
-            help="Job names.",
-            show_default=False,
-            autocompletion=complete_job,
-            callback=check_job_names,
-        ),
-    ] = None,
+    jobs: JobNames = None,
     mine: Annotated[bool, typer.Option("--mine", help="With --all: your jobs.")] = False,
     all_jobs: Annotated[bool, typer.Option("--all", help="With --mine: all of them.")] = False,
     selector: Annotated[

@@ -4,9 +4,8 @@ from typing import Annotated
 
 import typer
 
-from ant.cli.completion import complete_job
 from ant.cli.context import App
-from ant.cli.options import check_job_names
+from ant.cli.options import JobName
 
 HELP = """Print a job's logs: replica 0 by default, one replica, or all of them.
 
@@ -17,15 +16,7 @@ PREFIX_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "red")
 
 def logs(
     ctx: typer.Context,
-    job: Annotated[
-        str,
-        typer.Argument(
-            help="Job name.",
-            show_default=False,
-            autocompletion=complete_job,
-            callback=check_job_names,
-        ),
-    ],
+    job: JobName,
     replica: Annotated[int | None, typer.Option("--replica", "-r", help="Replica index.")] = None,
     all_replicas: Annotated[bool, typer.Option("--all", help="Every replica, prefixed.")] = False,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,

@@ -4,9 +4,8 @@ from typing import Annotated
 
 import typer
 
-from ant.cli.completion import complete_job
 from ant.cli.context import App
-from ant.cli.options import check_job_names
+from ant.cli.options import JobName
 
 HELP = """Restart replicas: delete their pods so the StatefulSet recreates them.
 
@@ -15,15 +14,7 @@ Without --replica every pod is restarted, after confirmation."""
 
 def restart(
     ctx: typer.Context,
-    job: Annotated[
-        str,
-        typer.Argument(
-            help="Job name.",
-            show_default=False,
-            autocompletion=complete_job,
-            callback=check_job_names,
-        ),
-    ],
+    job: JobName,
     replica: Annotated[
         list[int] | None, typer.Option("--replica", "-r", help="Replica index (repeatable).")
     ] = None,

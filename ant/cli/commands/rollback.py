@@ -4,9 +4,8 @@ from typing import Annotated
 
 import typer
 
-from ant.cli.completion import complete_job
 from ant.cli.context import App
-from ant.cli.options import check_job_target
+from ant.cli.options import JobOrStatefulSet
 
 HELP = """Restore the pod template of the job's previous revision.
 
@@ -17,15 +16,7 @@ by number ('ant rollout status JOB' lists them)."""
 
 def rollback(
     ctx: typer.Context,
-    job: Annotated[
-        str,
-        typer.Argument(
-            help="Job name (or statefulset/NAME).",
-            show_default=False,
-            autocompletion=complete_job,
-            callback=check_job_target,
-        ),
-    ],
+    job: JobOrStatefulSet,
     to_revision: Annotated[
         int | None,
         typer.Option("--to-revision", help="Revision number to restore.", show_default=False),

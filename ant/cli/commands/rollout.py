@@ -8,7 +8,7 @@ from typer.core import TyperGroup
 
 from ant.cli.completion import complete_job
 from ant.cli.context import App
-from ant.cli.options import OutputFormat, check_job_target, output_option
+from ant.cli.options import JobOrStatefulSet, OutputFormat, output_option
 
 if TYPE_CHECKING:
     from ant.cli.terminal import Progress
@@ -84,18 +84,10 @@ rollout = typer.Typer(
 )
 
 
-@rollout.command("run", help=RUN_HELP)
+@rollout.command("run", help=RUN_HELP, short_help="Roll a job out to its update revision.")
 def run(
     ctx: typer.Context,
-    job: Annotated[
-        str,
-        typer.Argument(
-            help="Job name (or statefulset/NAME).",
-            show_default=False,
-            autocompletion=complete_job,
-            callback=check_job_target,
-        ),
-    ],
+    job: JobOrStatefulSet,
     max_unavailable: Annotated[
         str | None,
         typer.Option(
@@ -265,18 +257,10 @@ def render_plan(app: App, plan: RolloutPlan) -> None:
     )
 
 
-@rollout.command("status", help=STATUS_HELP)
+@rollout.command("status", help=STATUS_HELP, short_help="Show a job's revisions and rollout state.")
 def status(
     ctx: typer.Context,
-    job: Annotated[
-        str,
-        typer.Argument(
-            help="Job name (or statefulset/NAME).",
-            show_default=False,
-            autocompletion=complete_job,
-            callback=check_job_target,
-        ),
-    ],
+    job: JobOrStatefulSet,
     output: Annotated[OutputFormat | None, output_option(OutputFormat.json)] = None,
 ) -> None:
     from ant.jobs import documents

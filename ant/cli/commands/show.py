@@ -4,24 +4,15 @@ from typing import Annotated
 
 import typer
 
-from ant.cli.completion import complete_job
 from ant.cli.context import App
-from ant.cli.options import OutputFormat, check_job_names, output_option
+from ant.cli.options import JobName, OutputFormat, output_option
 
 HELP = "Show a job: its metadata, every replica, and recent events."
 
 
 def show(
     ctx: typer.Context,
-    job: Annotated[
-        str,
-        typer.Argument(
-            help="Job name.",
-            show_default=False,
-            autocompletion=complete_job,
-            callback=check_job_names,
-        ),
-    ],
+    job: JobName,
     output: Annotated[
         OutputFormat,
         output_option(OutputFormat.table, OutputFormat.json, OutputFormat.yaml),

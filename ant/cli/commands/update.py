@@ -4,9 +4,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ant.cli.completion import complete_job
 from ant.cli.context import App
-from ant.cli.options import check_job_target
+from ant.cli.options import JobOrStatefulSet
 
 HELP = """Change a job's pod template: image, env, command, or any field from a file.
 
@@ -27,15 +26,7 @@ ant.dev/last-update annotation."""
 
 def update(
     ctx: typer.Context,
-    job: Annotated[
-        str,
-        typer.Argument(
-            help="Job name (or statefulset/NAME).",
-            show_default=False,
-            autocompletion=complete_job,
-            callback=check_job_target,
-        ),
-    ],
+    job: JobOrStatefulSet,
     image: Annotated[
         str | None, typer.Option("--image", help="New image of the main container.")
     ] = None,

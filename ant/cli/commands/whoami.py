@@ -7,6 +7,8 @@ import typer
 from ant.cli.context import App
 from ant.cli.options import OutputFormat, output_option
 
+HELP = "Show who the API server says you are, and your ant user label."
+
 
 def whoami(
     ctx: typer.Context,

@@ -1,0 +1,160 @@
+"""The command line before typer parses it: the one table of global options, moving them
+in front of the command name, and the job's own command after ``--``.
+
+``ant -n research list`` and ``ant list -n research`` mean the same, as kubectl users
+expect: ``main`` hoists the global options of the table below in front of the command
+name, the root callback in ``app`` declares them from the table, and shell completion
+(``completion``) reads the words typed so far with the same table. Everything after
+``--`` is the job's command (``ant submit job.yaml -- python train.py``), never ant's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ant.errors import UsageError
+
+
+@dataclass(frozen=True)
+class GlobalOption:
+    flags: tuple[str, ...]  # the long flag first
+    env_var: str
+    parameter: str  # the root callback's parameter and the GlobalOptions field
+    help: str
+    counted: bool = False  # a repeatable flag without a value (-v, -vv)
+
+
+GLOBAL_OPTIONS = (
+    GlobalOption(("--context",), "ANT_CONTEXT", "context", "kubeconfig context to use."),
+    GlobalOption(("--kubeconfig",), "ANT_KUBECONFIG", "kubeconfig", "Path of the kubeconfig file."),
+    GlobalOption(
+        ("--namespace", "-n"), "ANT_NAMESPACE", "namespace", "Namespace (default: the context's)."
+    ),
+    GlobalOption(
+        ("--verbose", "-v"), "ANT_VERBOSE", "verbose", "Log API calls (-vv: more).", counted=True
+    ),
+    GlobalOption(("--cache",), "ANT_CACHE_URL", "cache_url", "Read through this ant cache URL."),
+)
+
+# Commands that take the job's command after `--`.
+TAKES_TRAILING_COMMAND = frozenset({"submit", "update"})
+
+
+@dataclass(frozen=True)
+class GlobalOptions:
+    """The global options in force: from the command line, else from their variables."""
+
+    context: str | None = None
+    kubeconfig: str | None = None
+    namespace: str | None = None
+    verbose: int = 0
+    cache_url: str | None = None
+
+
+_BY_FLAG = {flag: option for option in GLOBAL_OPTIONS for flag in option.flags}
+# A short counted flag repeated in one word: -vv, -vvv.
+_SHORT_COUNTED = re.compile(
+    "|".join(f"-{f[1]}{{2,}}" for o in GLOBAL_OPTIONS if o.counted for f in o.flags if len(f) == 2)
+)
+
+
+def _global_option(arg: str) -> tuple[GlobalOption, str | None] | None:
+    """The global option ``arg`` is, with its ``=value`` if it has one; None if none."""
+    name, eq, value = arg.partition("=")
+    option = _BY_FLAG.get(name)
+    if option is None and _SHORT_COUNTED.fullmatch(arg):
+        return _BY_FLAG[arg[:2]], None
+    if option is None or (option.counted and eq):
+        return None
+    return option, value if eq else None
+
+
+def hoist_global_options(argv: Sequence[str]) -> list[str]:
+    """Move global options that follow the command name in front of it (before any ``--``)."""
+    hoisted: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        found = _global_option(argv[i])
+        if found is None:
+            rest.append(argv[i])
+            i += 1
+            continue
+        option, value = found
+        takes_next = not option.counted and value is None and i + 1 < len(argv)
+        hoisted.extend(argv[i : i + 2] if takes_next else [argv[i]])
+        i += 2 if takes_next else 1
+    return hoisted + rest
+
+
+def split_trailing_command(argv: Sequence[str]) -> tuple[list[str], tuple[str, ...]]:
+    """``ant submit job.yaml -- python train.py`` -> ant's arguments, the job's command."""
+    if "--" not in argv:
+        return list(argv), ()
+    at = list(argv).index("--")
+    return list(argv[:at]), tuple(argv[at + 1 :])
+
+
+def command_name(args: Sequence[str]) -> str | None:
+    """The first argument that is not an option or an option's value."""
+    i = 0
+    while i < len(args):
+        found = _global_option(args[i])
+        if found is not None:
+            option, value = found
+            i += 1 if option.counted or value is not None else 2
+            continue
+        if not args[i].startswith("-"):
+            return args[i]
+        i += 1
+    return None
+
+
+def typed_values(args: Sequence[str]) -> dict[str, str | int]:
+    """The global options given in ``args`` (hoisted), by parameter: the last one wins,
+    counted flags add up."""
+    values: dict[str, str | int] = {}
+    i = 0
+    while i < len(args):
+        found = _global_option(args[i])
+        if found is None:
+            i += 1
+            continue
+        option, value = found
+        if option.counted:
+            count = len(args[i]) - 1 if not args[i].startswith("--") else 1
+            values[option.parameter] = int(values.get(option.parameter, 0)) + count
+        elif value is not None:
+            values[option.parameter] = value
+        else:
+            values[option.parameter] = args[i + 1] if i + 1 < len(args) else ""
+            i += 1
+        i += 1
+    return values
+
+
+def resolve(given: Mapping[str, str | int], env_vars: Mapping[str, str]) -> GlobalOptions:
+    """The options in force: those ``given`` on the command line beat their variables.
+
+    (click could read ANT_* itself, but only from ``os.environ``: the injected
+    environment is the one that counts.)
+    """
+    values: dict[str, str | int | None] = {}
+    for option in GLOBAL_OPTIONS:
+        if option.parameter in given:
+            values[option.parameter] = given[option.parameter]
+        elif not option.counted:
+            values[option.parameter] = env_vars.get(option.env_var) or None
+        else:
+            raw = env_vars.get(option.env_var, "").strip()
+            if raw and not raw.isdigit():
+                raise UsageError(f"{option.env_var}={raw!r} is not a number", hint="e.g. 0, 1 or 2")
+            values[option.parameter] = int(raw or 0)
+    options = GlobalOptions(**values)  # type: ignore[arg-type]
+    if options.namespace is not None:  # it becomes part of request paths
+        from ant.jobs.schema import validate_namespace
+
+        validate_namespace(options.namespace, "--namespace")
+    return options
