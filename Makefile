@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install devcluster cluster-up cluster-down demo test unit lint proto proto-check \
-        completions completions-check bench clean
+        completions completions-check docs-check bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -32,10 +32,14 @@ cluster-down:  ## Stop every dev cluster process and remove its state
 demo: cluster-up  ## A short scripted tour of ant against the dev cluster
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash docs/demo.sh
 
-lint: install  ## ruff and mypy (strict on ant/)
+lint: install  ## ruff, mypy (strict on ant/) and the docs' links
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(MAKE) docs-check
+
+docs-check: install  ## Fail on a broken relative link or #anchor in README.md and docs/*.md
+	$(BIN)/python tools/checkdocs.py
 
 proto: install  ## Regenerate ant/kube/proto from the pinned upstream .proto files
 	$(BIN)/python tools/genproto.py
