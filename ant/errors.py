@@ -1,20 +1,25 @@
 """Every error ant raises, and the exit code each one means.
 
 Lower layers (``ant.kube``, ``ant.jobs``, ``ant.cache``) raise these; only the
-CLI turns them into one line on stderr and a process exit code.
+CLI turns them into one line on stderr and a process exit code. An ``ApiError``
+carries the ``Status`` the API server answered; ant's own findings (a job exists, a
+job changed under a rollout) are the classes beside it, never a made-up ``Status``.
 
     AntError ............................ 1  ERROR
     ├── UsageError ...................... 2  USAGE        bad flags, spec files, names
     │   └── ValidationError ............. 2  USAGE        a value fails a rule (names the field)
     ├── ConfigError ..................... 2  USAGE        kubeconfig / context / credentials setup
     ├── NotFoundError ................... 3  NOT_FOUND    a job or object ant looked for is absent
+    ├── ConflictError ................... 5  CONFLICT     a write clashes with what is there
+    │   ├── JobExists ................... 5  CONFLICT     a job of that name exists (submit, sweeps)
+    │   └── JobChanged .................. 5  CONFLICT     the job changed while ant was writing it
     ├── ApiError ........................ 1  ERROR        the API server answered with a Status
     │   ├── BadRequest (400) ............ 2  USAGE
     │   ├── Unauthorized (401) .......... 4  UNAUTHORIZED
     │   ├── Forbidden (403) ............. 4  UNAUTHORIZED
     │   ├── NotFound (404) .............. 3  NOT_FOUND    (also a NotFoundError)
     │   ├── NotAcceptable (406) / UnsupportedMediaType (415)
-    │   ├── Conflict (409) .............. 5  CONFLICT
+    │   ├── Conflict (409) .............. 5  CONFLICT     (also a ConflictError)
     │   │   └── AlreadyExists (409) ..... 5  CONFLICT
     │   ├── Gone (410) .................. 1  ERROR        expired resourceVersion/continue: relist
     │   ├── Invalid (422) ............... 2  USAGE        carries the field causes
@@ -86,6 +91,20 @@ class ConfigError(AntError):
 
 class NotFoundError(AntError):
     exit_code = ExitCode.NOT_FOUND
+
+
+class ConflictError(AntError):
+    """What ant was asked to write clashes with what the cluster holds."""
+
+    exit_code = ExitCode.CONFLICT
+
+
+class JobExists(ConflictError):
+    """A job of that name already exists."""
+
+
+class JobChanged(ConflictError):
+    """The job changed while ant was writing it (update, rollback, a rollout)."""
 
 
 class Aborted(AntError):
@@ -170,7 +189,7 @@ class UnsupportedMediaType(ApiError):
     pass
 
 
-class Conflict(ApiError):
+class Conflict(ApiError, ConflictError):
     exit_code = ExitCode.CONFLICT
 
 

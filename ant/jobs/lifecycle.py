@@ -22,9 +22,9 @@ from ant.errors import (
     AntError,
     Forbidden,
     Gone,
+    JobExists,
     NotFound,
     NotFoundError,
-    Status,
     UsageError,
     ValidationError,
 )
@@ -120,9 +120,8 @@ def _remove_service(client: Client, namespace: str, service: Any) -> None:
         client.delete(r.SERVICES, service.metadata.name, namespace, uid=service.metadata.uid)
 
 
-def _job_exists(manifests: Manifests) -> AlreadyExists:
-    message = f"job {manifests.name} already exists in namespace {manifests.namespace}"
-    return AlreadyExists(Status(code=409, reason="AlreadyExists", message=message))
+def _job_exists(manifests: Manifests) -> JobExists:
+    return JobExists(f"job {manifests.name} already exists in namespace {manifests.namespace}")
 
 
 # ---- read ---------------------------------------------------------------------

@@ -37,7 +37,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ant.errors import AlreadyExists, AntError, ExitCode, Status, ValidationError
+from ant.errors import AlreadyExists, AntError, ExitCode, JobExists, ValidationError
 from ant.jobs import lifecycle, schema
 from ant.jobs import spec as jobspec
 from ant.jobs.manifest import CONTAINER, Manifests, Provenance, build
@@ -351,8 +351,7 @@ def _preflight(client: Client, sweep: Sweep, first: tuple[Any, Any]) -> None:
         client.create(r.SERVICES, service, sweep.namespace, dry_run=True)
         client.create(r.STATEFULSETS, statefulset, sweep.namespace, dry_run=True)
     except AlreadyExists as e:
-        message = f"job {job.name} already exists in namespace {sweep.namespace}"
-        raise AlreadyExists(Status(code=409, reason="AlreadyExists", message=message)) from e
+        raise JobExists(f"job {job.name} already exists in namespace {sweep.namespace}") from e
 
 
 # ---- reading sweeps back ---------------------------------------------------------------

@@ -45,6 +45,9 @@ def test_docs_cli_md_exit_code_table_matches_the_code() -> None:
         (errors.ValidationError("name", "x"), 2),
         (errors.ConfigError("x"), 2),
         (errors.NotFoundError("x"), 3),
+        (errors.ConflictError("x"), 5),
+        (errors.JobExists("x"), 5),
+        (errors.JobChanged("x"), 5),
         (errors.Aborted("x"), 1),
         (errors.RolloutPaused("x"), 7),
         (errors.DecodeError("x"), 1),
@@ -85,3 +88,12 @@ def test_api_statuses_map_to_exit_codes(
 def test_a_missing_object_is_a_not_found_error_either_way() -> None:
     """`except NotFoundError` catches both ant's own and the server's 404."""
     assert isinstance(errors.api_error(Status(code=404)), errors.NotFoundError)
+
+
+def test_a_conflict_is_a_conflict_error_either_way() -> None:
+    """`except ConflictError` catches both ant's own findings and the server's 409."""
+    assert isinstance(errors.api_error(Status(code=409, reason="Conflict")), errors.ConflictError)
+    assert isinstance(
+        errors.api_error(Status(code=409, reason="AlreadyExists")), errors.ConflictError
+    )
+    assert not isinstance(errors.JobExists("x"), errors.ApiError)

@@ -88,3 +88,17 @@ def test_no_import_circle_inside_the_cli() -> None:
     for module in sorted(graph):
         visit(module, [module])
     assert not circles, " -> ".join(circles[0])
+
+
+@pytest.mark.parametrize("layer", ["jobs", "cli"])
+def test_the_domain_and_the_cli_never_make_up_an_api_status(layer: str) -> None:
+    """An ApiError carries what the API server said; ant's own findings have classes."""
+    offenders = [
+        f"{path.relative_to(ANT.parent)}:{node.lineno}"
+        for path in sources(layer)
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and (getattr(node.func, "id", "") or getattr(node.func, "attr", ""))
+        in ("Status", "StatusCause", "api_error")
+    ]
+    assert not offenders

@@ -18,9 +18,9 @@ from typing import Any
 
 from ant.errors import (
     Conflict,
+    JobChanged,
     NotFoundError,
     RequestTimeout,
-    Status,
     UsageError,
     ValidationError,
 )
@@ -196,10 +196,6 @@ class UpdateResult:
     written: bool = True  # False: nothing to change, nothing was sent
 
 
-def conflict(message: str) -> Conflict:
-    return Conflict(Status(code=409, reason="Conflict", message=message))
-
-
 def _record(by: str, at: str, changes: Sequence[str], previous: str) -> str:
     return json.dumps(
         {"by": by, "at": at, "changes": list(changes), "previousRevision": previous},
@@ -259,7 +255,7 @@ def update(
         if written:
             return written
         # Someone else wrote first: the loop applies the change again to what they wrote.
-    raise conflict(
+    raise JobChanged(
         f"job {target} kept changing while ant updated it ({attempts} attempts); try again"
     )
 
@@ -287,7 +283,7 @@ def rollback(
         sts = wait_observed(client, load(client, namespace, target), observe_timeout)
         name, current = sts.metadata.name, sts.status.updateRevision
         if expected and current != expected:
-            raise conflict(
+            raise JobChanged(
                 f"job {name} was updated while rolling back (now revision {current}); "
                 f"check 'ant rollout status {target}' and run ant rollback again"
             )
@@ -308,7 +304,7 @@ def rollback(
         )
         if written:
             return written
-    raise conflict(
+    raise JobChanged(
         f"job {target} kept changing while ant rolled it back ({attempts} attempts); try again"
     )
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from ant.errors import (
     Conflict,
+    JobChanged,
     NotFound,
     RequestTimeout,
     RolloutPaused,
@@ -18,7 +19,6 @@ from ant.errors import (
 )
 from ant.jobs import schema
 from ant.jobs.podwatch import Pods, PodTracker, is_ready
-from ant.jobs.rollout.changes import conflict
 from ant.jobs.rollout.options import (
     RolloutOptions,
 )
@@ -255,7 +255,7 @@ class _Executor:
             latest.status.updateRevision != self.target
             or latest.metadata.uid != self.sts.metadata.uid
         ):
-            raise conflict(
+            raise JobChanged(
                 f"job {self.name} changed during the rollout: pod {pod} came back on "
                 f"{revision}, the update revision is now {latest.status.updateRevision} "
                 f"(the rollout was to {self.target})",
