@@ -29,6 +29,7 @@ job changed under a rollout) are the classes beside it, never a made-up ``Status
     ├── TransportError .................. 6  UNAVAILABLE  no HTTP answer at all
     │   ├── ConnectError ................ 6  UNAVAILABLE
     │   └── RequestTimeout .............. 6  UNAVAILABLE
+    │       └── DeadlineExceeded ........ 6  UNAVAILABLE  the command's deadline passed: no retry
     ├── DecodeError ..................... 1  ERROR        a body ant cannot decode
     ├── Aborted ......................... 1  ERROR        the user said no at a prompt
     ├── RolloutPaused ................... 7  PAUSED       a rollout stopped on an unhealthy pod
@@ -129,6 +130,10 @@ class ConnectError(TransportError):
 
 class RequestTimeout(TransportError):
     pass
+
+
+class DeadlineExceeded(RequestTimeout):
+    """The command's overall deadline passed (``ant.kube.transport.Deadline``): final."""
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ from ant.kube import codec
 from ant.kube import resources as r
 from ant.kube.client import Client, ObjectList, Resource, api_path
 from ant.kube.config import KubeConfig
-from ant.kube.transport import ACCEPT_PROTOBUF, RetryPolicy, Transport
+from ant.kube.transport import ACCEPT_PROTOBUF, Deadline, RetryPolicy, Transport
 
 T = TypeVar("T")
 Jobs = list[Job]  # (inside CachingClient, `list` is the method)
@@ -114,8 +114,12 @@ def uses_bearer_token(kubeconfig: KubeConfig) -> bool:
     return bool(user.token or user.token_file or user.exec or user.auth_provider)
 
 
-def cache_transport(kubeconfig: KubeConfig, cache: CacheSettings) -> Transport:
-    """The API server's credentials, pointed at the cache; no retries (fall back instead)."""
+def cache_transport(
+    kubeconfig: KubeConfig, cache: CacheSettings, deadline: Deadline | None = None
+) -> Transport:
+    """The API server's credentials, pointed at the cache; no retries (fall back instead).
+
+    ``deadline``: the command's, shared with the API server's transport."""
     cluster = replace(
         kubeconfig.cluster,
         server=cache.url,
@@ -130,6 +134,7 @@ def cache_transport(kubeconfig: KubeConfig, cache: CacheSettings) -> Transport:
         retry=RetryPolicy(attempts=1),
         connect_timeout=2.0,
         timeout=15.0,
+        deadline=deadline,
     )
 
 
@@ -410,7 +415,7 @@ def reader_for(
         )
         return api
     return CachingClient(
-        Client(cache_transport(kubeconfig, cache)),
+        Client(cache_transport(kubeconfig, cache, api.transport.deadline)),
         api,
         on_fallback=on_fallback,
         min_resource_version=recent_write(last_write_file(env), write_key(kubeconfig)),

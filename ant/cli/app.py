@@ -141,6 +141,7 @@ def main_options(
     namespace: Annotated[str | None, _OPTIONS["namespace"]] = None,
     verbose: Annotated[int, _OPTIONS["verbose"]] = 0,
     cache_url: Annotated[str | None, _OPTIONS["cache_url"]] = None,
+    deadline: Annotated[str | None, _OPTIONS["deadline"]] = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),

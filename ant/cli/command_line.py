@@ -36,6 +36,12 @@ GLOBAL_OPTIONS = (
         ("--verbose", "-v"), "ANT_VERBOSE", "verbose", "Log API calls (-vv: more).", counted=True
     ),
     GlobalOption(("--cache",), "ANT_CACHE_URL", "cache_url", "Read through this ant cache URL."),
+    GlobalOption(
+        ("--deadline",),
+        "ANT_DEADLINE",
+        "deadline",
+        "How long a command waits for the cluster, retries included (default 60s).",
+    ),
 )
 
 # Commands that take the job's command after `--`.
@@ -51,6 +57,7 @@ class GlobalOptions:
     namespace: str | None = None
     verbose: int = 0
     cache_url: str | None = None
+    deadline: str | None = None  # a duration; App.deadline_seconds
 
 
 _BY_FLAG = {flag: option for option in GLOBAL_OPTIONS for flag in option.flags}

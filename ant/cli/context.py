@@ -15,11 +15,20 @@ if TYPE_CHECKING:
     from ant.kube.config import KubeConfig
 
 
+DEFAULT_DEADLINE = 60  # seconds: docs/cli.md and --deadline's help say so
+
+
 class App:
     def __init__(self, env: Environment, options: GlobalOptions) -> None:
+        from ant.kube.transport import Deadline
+
         self.env = env
         self.options = options
-        self.terminal = Terminal(env, verbosity=options.verbose)
+        # Starts now, with the command: every request and retry of the command checks it.
+        self.deadline = Deadline(
+            _deadline_seconds(options.deadline), hint="--deadline or ANT_DEADLINE sets it"
+        )
+        self.terminal = Terminal(env, verbosity=options.verbose, on_answered=self.deadline.extend)
         if options.verbose:
             _log_to(self.terminal, logging.DEBUG if options.verbose > 1 else logging.INFO)
 
@@ -58,7 +67,7 @@ class App:
         warning = codec.check_upb()
         if warning:
             self.terminal.warn(warning)
-        return Client(Transport.from_kubeconfig(self.kubeconfig))
+        return Client(Transport.from_kubeconfig(self.kubeconfig, deadline=self.deadline))
 
     @cached_property
     def reader(self) -> Client:
@@ -93,6 +102,18 @@ class App:
             )
         except OSError as e:
             self.terminal.debug(f"cannot record the last write for the ant cache: {e}")
+
+
+def _deadline_seconds(text: str | None) -> float:
+    from ant.cli.views import parse_duration
+    from ant.errors import ValidationError
+
+    if text is None:
+        return DEFAULT_DEADLINE
+    seconds = parse_duration(text, "--deadline")
+    if seconds <= 0:
+        raise ValidationError("--deadline", f"{text!r} is not a positive duration", hint="e.g. 2m")
+    return seconds
 
 
 class _TerminalHandler(logging.Handler):

@@ -8,7 +8,8 @@ honoured. rich is imported only when something is drawn on a TTY.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -81,9 +82,17 @@ class Progress:
 
 
 class Terminal:
-    def __init__(self, env: Environment, *, verbosity: int = 0) -> None:
+    def __init__(
+        self,
+        env: Environment,
+        *,
+        verbosity: int = 0,
+        on_answered: Callable[[float], None] | None = None,
+    ) -> None:
         self.env = env
         self.verbosity = verbosity
+        # Told how long a person took to answer a prompt (that time is not the cluster's).
+        self.on_answered = on_answered
         self._out: Console | None = None
         self._err: Console | None = None
         self._warned: set[str] = set()
@@ -229,7 +238,10 @@ class Terminal:
             )
         self.env.stderr.write(f"{question} [y/N] ")
         self.env.stderr.flush()
+        asked = time.monotonic()
         answer = self.env.stdin.readline().strip().lower()
+        if self.on_answered:
+            self.on_answered(time.monotonic() - asked)
         return answer in ("y", "yes")
 
 

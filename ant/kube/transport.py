@@ -11,6 +11,9 @@ Retries, with exponential backoff and full jitter, honouring ``Retry-After``:
 - 5xx, read timeouts and broken responses: idempotent requests only (GET by default);
 - 401: once, after the credentials were refreshed (token file re-read, exec plugin re-run).
 
+A ``Deadline`` bounds how long all of that may take: every attempt's timeouts stop
+at it, and no retry starts once it has passed (then ``DeadlineExceeded``, final).
+
 Tests inject faults by mounting a ``requests`` adapter on ``session``: the HTTP layer.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import random
 import re
 import time
@@ -32,6 +36,7 @@ from ant.errors import (
     AntError,
     ApiError,
     ConnectError,
+    DeadlineExceeded,
     RequestTimeout,
     Status,
     TransportError,
@@ -64,6 +69,49 @@ class RetryPolicy:
         return min(self.max_retry_after, max(retry_after, backoff))
 
 
+class Deadline:
+    """How long a command waits for an API server that does not answer, retries included.
+
+    Fixed from its creation, for the command as a whole. ``extend`` makes room for a
+    wait the user asked for (``--wait --timeout``); ``per_call`` is for commands that
+    run until stopped (``logs -f``, ``list --watch``, rollouts): each call, with its
+    retries, then gets the whole budget. ``hint`` says how to change it (the CLI names
+    its option; this layer does not know it). Streams are bounded until their body
+    starts to flow: a stream's body has its own read timeout.
+    """
+
+    def __init__(
+        self, seconds: float, *, hint: str = "", clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.seconds = seconds
+        self.hint = hint
+        self._clock = clock
+        self._ends: float | None = clock() + seconds
+
+    def extend(self, seconds: float) -> None:
+        if self._ends is not None:
+            self._ends += seconds
+
+    def per_call(self) -> None:
+        self._ends = None
+
+    def call_ends(self) -> float:
+        """When a call starting now must be done."""
+        return self._clock() + self.seconds if self._ends is None else self._ends
+
+    def remaining(self, ends: float) -> float:
+        return ends - self._clock()
+
+    def exceeded(self, host: str, why: str) -> DeadlineExceeded:
+        return DeadlineExceeded(
+            f"{host} did not answer within the {self.seconds:g}s deadline ({why})",
+            hint=self.hint or None,
+        )
+
+
+_NO_DEADLINE = Deadline(math.inf)
+
+
 @dataclass(frozen=True)
 class Response:
     status: int
@@ -93,6 +141,7 @@ class Transport:
         retry: RetryPolicy | None = None,
         pool_size: int = 32,
         sleep: Callable[[float], None] = time.sleep,
+        deadline: Deadline | None = None,
     ) -> None:
         import requests
         from requests.adapters import HTTPAdapter
@@ -102,6 +151,7 @@ class Transport:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.retry = retry or RetryPolicy()
+        self.deadline = deadline
         self._sleep = sleep
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
@@ -178,6 +228,8 @@ class Transport:
         breaks mid-stream raises ``TransportError`` from the iterator.
         """
         resp = self._send("GET", path, params, None, None, accept, read_timeout, True, stream=True)
+        # The deadline bounded the wait for the answer; its body has its own read timeout.
+        _set_read_timeout(resp, read_timeout or self.timeout)
         try:
             yield resp.headers.get("Content-Type", ""), _chunks(resp)
         finally:
@@ -201,6 +253,8 @@ class Transport:
         idempotent = method in ("GET", "HEAD") if idempotent is None else idempotent
         url = self.server + path
         query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
+        deadline = self.deadline or _NO_DEADLINE
+        ends = deadline.call_ends()
         refreshed = False
         attempt = 0
         while True:
@@ -218,11 +272,13 @@ class Transport:
                     cert=self.auth.client_cert(),
                     verify=self.verify,
                     proxies=self.proxies,
-                    timeout=(self.connect_timeout, timeout or self.timeout),
+                    timeout=self._timeouts(deadline, ends, timeout or self.timeout, url),
                     stream=stream,
                 )
             except requests.exceptions.RequestException as e:
                 error = _transport_error(e, url)
+                if deadline.remaining(ends) <= 0:
+                    raise deadline.exceeded(_host(url), _reason(e)) from e
                 retryable = isinstance(e, requests.exceptions.ConnectionError) and not isinstance(
                     e, requests.exceptions.SSLError
                 )
@@ -231,7 +287,7 @@ class Transport:
                     and (idempotent or _never_sent(e))
                     and attempt + 1 < self.retry.attempts
                 ):
-                    self._sleep_before_retry(attempt, method, url, str(error))
+                    self._sleep_before_retry(deadline, ends, attempt, method, url, _reason(e))
                     attempt += 1
                     continue
                 raise error from e
@@ -245,15 +301,35 @@ class Transport:
                 refreshed = True
                 continue
             if _should_retry(error_, idempotent) and attempt + 1 < self.retry.attempts:
-                self._sleep_before_retry(attempt, method, url, str(error_), error_.retry_after)
+                self._sleep_before_retry(
+                    deadline, ends, attempt, method, url, str(error_), error_.retry_after
+                )
                 attempt += 1
                 continue
             raise error_
 
+    def _timeouts(
+        self, deadline: Deadline, ends: float, read: float, url: str
+    ) -> tuple[float, float]:
+        """(connect, read) timeouts for one attempt, never reaching past the deadline."""
+        remaining = deadline.remaining(ends)
+        if remaining <= 0:
+            raise deadline.exceeded(_host(url), "no time left for another attempt")
+        return min(self.connect_timeout, remaining), min(read, remaining)
+
     def _sleep_before_retry(
-        self, attempt: int, method: str, url: str, why: str, retry_after: float = 0.0
+        self,
+        deadline: Deadline,
+        ends: float,
+        attempt: int,
+        method: str,
+        url: str,
+        why: str,
+        retry_after: float = 0.0,
     ) -> None:
         delay = self.retry.delay(attempt, retry_after)
+        if delay >= deadline.remaining(ends):
+            raise deadline.exceeded(_host(url), why)  # the retry could not start in time
         log.info("retrying %s %s in %.2fs: %s", method, url, delay, why)
         self._sleep(delay)
 
@@ -267,6 +343,13 @@ def _query_value(value: str | int | bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _set_read_timeout(resp: requests.Response, seconds: float) -> None:
+    connection = getattr(resp.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)
 
 
 def _chunks(resp: requests.Response) -> Iterator[bytes]:
@@ -326,10 +409,14 @@ def _reason(e: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(e).__name__
 
 
+def _host(url: str) -> str:
+    return url.split("/", 3)[2] if "://" in url else url
+
+
 def _transport_error(e: Exception, url: str) -> TransportError:
     import requests
 
-    host = url.split("/", 3)[2] if "://" in url else url
+    host = _host(url)
     if isinstance(e, requests.exceptions.SSLError):
         return TransportError(
             f"TLS handshake with {host} failed: {_reason(e)}",

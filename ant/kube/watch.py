@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ant.errors import Gone, TooManyRequests, TransportError
+from ant.errors import DeadlineExceeded, Gone, TooManyRequests, TransportError
 from ant.kube.client import Client, Resource, WatchEvent
 
 T = TypeVar("T")
@@ -81,6 +81,8 @@ def follow(
                 yield event
                 if stop.is_set():
                     return
+        except DeadlineExceeded:
+            raise  # the command's time is up: no more re-watching
         except (TransportError, TooManyRequests):
             stop.wait(backoff.next_delay())
 

@@ -7,10 +7,12 @@ connection dropped mid-stream): each request takes the next scripted reply.
 from __future__ import annotations
 
 import http.server
+import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 Reply = Callable[[http.server.BaseHTTPRequestHandler], None]
 
@@ -65,6 +67,20 @@ def stream(chunks: list[bytes], content_type: str, *, drop: bool = False) -> Rep
     return reply
 
 
+def stall(release: threading.Event, content_type: str = "application/json") -> Reply:
+    """Headers promising a body that never comes (until ``release`` is set)."""
+
+    def reply(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", content_type)
+        h.send_header("Content-Length", "100")
+        h.end_headers()
+        h.wfile.flush()
+        release.wait()
+
+    return reply
+
+
 @contextmanager
 def scripted_server() -> Iterator[ScriptedServer]:
     server_state = ScriptedServer(url="")
@@ -100,3 +116,20 @@ def scripted_server() -> Iterator[ScriptedServer]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def write_kubeconfig(path: Path, server_url: str, namespace: str = "research") -> Path:
+    """A kubeconfig whose one context (``c``, a token user) points at ``server_url``."""
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            apiVersion: v1
+            kind: Config
+            clusters: [{{name: c, cluster: {{server: "{server_url}"}}}}]
+            users: [{{name: u, user: {{token: t}}}}]
+            contexts: [{{name: c, context: {{cluster: c, user: u, namespace: {namespace}}}}}]
+            current-context: c
+            """
+        )
+    )
+    return path

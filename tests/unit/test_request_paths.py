@@ -5,7 +5,6 @@ The CLI runs against a scripted server, so a refused name is seen to send no req
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from ant.errors import ExitCode, ValidationError
 from ant.kube import resources as r
 from ant.kube.client import api_path
 from tests.helpers import run_ant
-from tests.unit.scripted_server import ScriptedServer, scripted_server
+from tests.unit.scripted_server import ScriptedServer, scripted_server, write_kubeconfig
 
 
 # ---- the encoder ---------------------------------------------------------------------------
@@ -54,20 +53,7 @@ def server() -> Iterator[ScriptedServer]:
 
 @pytest.fixture
 def kubeconfig(tmp_path: Path, server: ScriptedServer) -> Path:
-    path = tmp_path / "kubeconfig"
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            apiVersion: v1
-            kind: Config
-            clusters: [{{name: c, cluster: {{server: "{server.url}"}}}}]
-            users: [{{name: u, user: {{token: t}}}}]
-            contexts: [{{name: c, context: {{cluster: c, user: u, namespace: research}}}}]
-            current-context: c
-            """
-        )
-    )
-    return path
+    return write_kubeconfig(tmp_path / "kubeconfig", server.url)
 
 
 TRICKS = ["../../../../api/v1/namespaces/research/services/x", "../../etc", "a/b", "x?y", "Bert"]

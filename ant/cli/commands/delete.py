@@ -59,5 +59,6 @@ def delete(
         on_deleted=lambda name: app.terminal.line(f"job/{name} deleted"),
     )
     if wait:
+        app.deadline.extend(wait_seconds)
         with app.terminal.status(f"waiting for the pods of {len(names)} job(s) to go"):
             lifecycle.wait_gone(app.client, app.namespace, names, wait_seconds)

@@ -116,6 +116,7 @@ def list_jobs(
         return
     from ant.jobs.schema import mine_selector
 
+    app.deadline.per_call()  # runs until stopped: each call gets the whole deadline
     if mine and owner is None:
         owner = whoami(app.client).label
     _watch(app, namespace, mine_selector(owner, selector), fetch, render)

@@ -33,6 +33,8 @@ def logs(
     app: App = ctx.obj
     if replica is not None and all_replicas:
         raise UsageError("--replica and --all contradict each other")
+    if follow:
+        app.deadline.per_call()  # runs until stopped: each call gets the whole deadline
     options = lifecycle.LogOptions(
         follow=follow,
         tail_lines=tail,

@@ -37,6 +37,7 @@ def restart(
     for pod in deleted:
         app.terminal.line(f"pod/{pod} deleted")
     if wait and deleted:
+        app.deadline.extend(wait_seconds)
         with app.terminal.progress(len(deleted), f"waiting for {job}") as progress:
             lifecycle.wait_replaced_and_ready(
                 app.client, found, deleted, wait_seconds, on_change=progress.update

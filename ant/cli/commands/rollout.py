@@ -190,6 +190,7 @@ def execute(app: App, target: str, options: RolloutOptions, *, dry_run: bool, ye
             raise Aborted("nothing replaced")
     elif not yes:
         app.terminal.confirm(f"Roll out {name}?", assume_yes=False)  # raises: needs --yes
+    app.deadline.per_call()  # batches wait as long as they need: each call gets the deadline
 
     app.terminal.info(
         f"rolling out {name} to {sts.status.updateRevision}: "
