@@ -40,7 +40,7 @@ GLOBAL_OPTIONS = (
         ("--deadline",),
         "ANT_DEADLINE",
         "deadline",
-        "How long a command waits for the cluster, retries included (default 60s).",
+        "Give up on the cluster after this (default 60s).",
     ),
 )
 
