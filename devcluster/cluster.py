@@ -85,6 +85,17 @@ KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 STOP_TIMEOUT = float(os.environ.get("ANT_DEVCLUSTER_STOP_TIMEOUT", "10"))
 START_TIMEOUT = float(os.environ.get("ANT_DEVCLUSTER_START_TIMEOUT", "120"))
 
+# Native gang scheduling (KEP-4671) and workload-aware preemption, beta in v1.37:
+# GenericWorkload serves scheduling.k8s.io Workload/PodGroup, makes the scheduler add its
+# GangScheduling plugin and preempt PodGroups whole (disruptionMode All), and runs the
+# controller-manager's PodGroup protection; PodGroupPreemptionPolicy (alpha) allows a
+# PodGroup's own preemptionPolicy. The same gates go to apiserver, scheduler and
+# controller-manager. ContainerRestartRules (KEP-5307, container-level restartPolicy and
+# restartPolicyRules) is beta and on by default since v1.35; named so it stays on.
+FEATURE_GATES = "GenericWorkload=true,PodGroupPreemptionPolicy=true,ContainerRestartRules=true"
+# A beta API group is off unless asked for.
+RUNTIME_CONFIG = "scheduling.k8s.io/v1beta1=true"
+
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 
@@ -733,6 +744,8 @@ def component_argv(
             # `kubernetes` Service's endpoints (nothing in this cluster needs them).
             "--endpoint-reconciler-type=none",
             "--profiling=false",
+            f"--feature-gates={FEATURE_GATES}",
+            f"--runtime-config={RUNTIME_CONFIG}",
         ]
     if component == "kube-controller-manager":
         kubeconfig = layout.component_kubeconfig(component)
@@ -756,6 +769,7 @@ def component_argv(
             "--kube-api-qps=1000",
             "--kube-api-burst=2000",
             "--profiling=false",
+            f"--feature-gates={FEATURE_GATES}",
         ]
     if component == "kube-scheduler":
         kubeconfig = layout.component_kubeconfig(component)
@@ -768,6 +782,7 @@ def component_argv(
             f"--secure-port={ports[component]}",
             f"--tls-cert-file={layout.cert(component)}",
             f"--tls-private-key-file={layout.key(component)}",
+            f"--feature-gates={FEATURE_GATES}",
         ]
     if component == "kwok":
         annotation = "=".join(KWOK_NODE_ANNOTATION)
