@@ -68,14 +68,19 @@ PORT_OFFSETS = {
 RESEARCHERS_GROUP = "ant:researchers"
 RESEARCHER_CLUSTERROLE = "ant:researcher"
 RESEARCHER_CLUSTERWIDE_CLUSTERROLE = "ant:researcher-cluster"
+VIEWER_CLUSTERROLE = "ant:viewer"
+VIEWER = "viewer"  # read-only in `research`
 # token users: name -> groups
 TOKEN_USERS = {
     "admin": ["system:masters"],
     "alice": [RESEARCHERS_GROUP],
     "bob": [RESEARCHERS_GROUP],
+    VIEWER: [],
 }
 CERT_USER = "carol"  # client-certificate user, CN=carol, no groups
-NAMESPACES = ("research", "bob-private")
+# `queued` is where queued (Kueue) jobs go; researchers have the same rights as in `research`.
+RESEARCHER_NAMESPACES = ("research", "queued")
+NAMESPACES = (*RESEARCHER_NAMESPACES, "bob-private")
 
 NODE_PREFIX = "tpu-node-"
 NODE_TPUS = 4
@@ -641,6 +646,7 @@ def write_configs(layout: Layout, server: str, ports: dict[str, int]) -> dict[st
         "alice": ("alice", "research"),
         "bob": ("bob", "research"),
         "carol-cert": ("carol-cert", "research"),
+        VIEWER: (VIEWER, "research"),
     }
     write_private(layout.kubeconfig, kubeconfig_text(server, ca_pem, users, contexts, "admin"))
 
@@ -818,6 +824,12 @@ def researcher_rules() -> list[dict[str, Any]]:
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": read},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": read},
+        # Native gang scheduling: a job's PodGroup is created with its StatefulSet.
+        {
+            "apiGroups": ["scheduling.k8s.io"],
+            "resources": ["podgroups", "workloads"],
+            "verbs": crud,
+        },
     ]
 
 
@@ -829,7 +841,33 @@ def researcher_clusterwide_rules() -> list[dict[str, Any]]:
     ]
 
 
-def role_binding(namespace: str, name: str, subjects: list[dict[str, str]]) -> dict[str, Any]:
+def viewer_rules() -> list[dict[str, Any]]:
+    """What `ant list/show/queue/logs` read in a namespace, and nothing that writes."""
+    read = ["get", "list", "watch"]
+    return [
+        {
+            "apiGroups": ["apps"],
+            "resources": ["statefulsets", "controllerrevisions"],
+            "verbs": read,
+        },
+        {"apiGroups": [""], "resources": ["services", "pods"], "verbs": read},
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": read},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": read},
+        {
+            "apiGroups": ["scheduling.k8s.io"],
+            "resources": ["podgroups", "workloads"],
+            "verbs": read,
+        },
+    ]
+
+
+def role_binding(
+    namespace: str,
+    name: str,
+    subjects: list[dict[str, str]],
+    clusterrole: str = RESEARCHER_CLUSTERROLE,
+) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
@@ -837,9 +875,18 @@ def role_binding(namespace: str, name: str, subjects: list[dict[str, str]]) -> d
         "roleRef": {
             "apiGroup": "rbac.authorization.k8s.io",
             "kind": "ClusterRole",
-            "name": RESEARCHER_CLUSTERROLE,
+            "name": clusterrole,
         },
         "subjects": subjects,
+    }
+
+
+def clusterrole(name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": name},
+        "rules": rules,
     }
 
 
@@ -891,24 +938,12 @@ def apply_objects(api: Api, node_count: int) -> None:
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
         )
     rbac = "/apis/rbac.authorization.k8s.io/v1"
-    api.create(
-        f"{rbac}/clusterroles",
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": {"name": RESEARCHER_CLUSTERROLE},
-            "rules": researcher_rules(),
-        },
-    )
-    api.create(
-        f"{rbac}/clusterroles",
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": {"name": RESEARCHER_CLUSTERWIDE_CLUSTERROLE},
-            "rules": researcher_clusterwide_rules(),
-        },
-    )
+    for name, rules in (
+        (RESEARCHER_CLUSTERROLE, researcher_rules()),
+        (RESEARCHER_CLUSTERWIDE_CLUSTERROLE, researcher_clusterwide_rules()),
+        (VIEWER_CLUSTERROLE, viewer_rules()),
+    ):
+        api.create(f"{rbac}/clusterroles", clusterrole(name, rules))
     api.create(
         f"{rbac}/clusterrolebindings",
         {
@@ -920,12 +955,18 @@ def apply_objects(api: Api, node_count: int) -> None:
                 "kind": "ClusterRole",
                 "name": RESEARCHER_CLUSTERWIDE_CLUSTERROLE,
             },
-            "subjects": [subject("Group", RESEARCHERS_GROUP)],
+            # The viewer reads nodes and PriorityClasses too: `ant queue` shows capacity.
+            "subjects": [subject("Group", RESEARCHERS_GROUP), subject("User", VIEWER)],
         },
     )
+    for ns in RESEARCHER_NAMESPACES:
+        api.create(
+            f"{rbac}/namespaces/{ns}/rolebindings",
+            role_binding(ns, "researchers", RESEARCH_SUBJECTS),
+        )
     api.create(
         f"{rbac}/namespaces/research/rolebindings",
-        role_binding("research", "researchers", RESEARCH_SUBJECTS),
+        role_binding("research", VIEWER, [subject("User", VIEWER)], VIEWER_CLUSTERROLE),
     )
     api.create(
         f"{rbac}/namespaces/bob-private/rolebindings",
@@ -1135,7 +1176,7 @@ def start_cluster(layout: Layout, bin_dir: Path, ports: dict[str, int], node_cou
         "server": server,
         "ca": str(ca),
         "kubeconfig": str(layout.kubeconfig),
-        "contexts": ["admin", "alice", "bob", "carol-cert"],
+        "contexts": ["admin", "alice", "bob", "carol-cert", VIEWER],
         "state_dir": str(layout.state),
         "bin_dir": str(bin_dir),
         "kubectl": str(bin_dir / "kubectl"),

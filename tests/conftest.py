@@ -109,7 +109,7 @@ class DevCluster:
     kubeconfig: Path
     server: str
     ca: Path
-    tokens: Mapping[str, str]  # user -> bearer token: admin, alice, bob
+    tokens: Mapping[str, str]  # user -> bearer token: admin, alice, bob, viewer
     carol_cert: Path
     carol_key: Path
     bin_dir: Path
@@ -131,9 +131,13 @@ class DevCluster:
     def bob_token(self) -> str:
         return self.tokens["bob"]
 
+    @property
+    def viewer_token(self) -> str:
+        return self.tokens["viewer"]
+
     def api_client(self, user: str = "admin") -> ApiClient:
         """A `kubernetes` ApiClient verifying TLS against the cluster CA, authenticated as
-        `user` (admin/alice/bob by token, carol by client certificate). Close it (`with`)."""
+        `user` (admin/alice/bob/viewer by token, carol by client certificate). Close it (`with`)."""
         from kubernetes import client
 
         cfg = client.Configuration()
@@ -169,8 +173,9 @@ def load_devcluster(cluster_json: Path) -> DevCluster:
     info = json.loads(cluster_json.read_text())
     users = info["users"]
     tokens = {
-        user: Path(users[user]["token_file"]).read_text().strip()
-        for user in ("admin", "alice", "bob")
+        user: Path(fields["token_file"]).read_text().strip()
+        for user, fields in users.items()
+        if "token_file" in fields
     }
     return DevCluster(
         kubeconfig=Path(info["kubeconfig"]),

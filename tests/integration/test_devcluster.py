@@ -328,3 +328,103 @@ def test_up_is_idempotent(devcluster: DevCluster) -> None:
     with urllib.request.urlopen(request, context=ctx, timeout=5) as resp:
         assert resp.status == 200
         assert "readyz check passed" in resp.read().decode()
+
+
+def test_viewer_reads_research_and_writes_nothing(devcluster: DevCluster) -> None:
+    name = unique("view")
+    with as_user(devcluster, "alice") as (core, apps):
+        core.create_namespaced_service(RESEARCH, headless_service(name))
+        try:
+            apps.create_namespaced_stateful_set(RESEARCH, statefulset(name, 1))
+            wait_running(core, RESEARCH, name, 1)
+            with as_user(devcluster, "viewer") as (vcore, vapps):
+                # What `ant list/show/queue/logs` read.
+                assert [
+                    s.metadata.name
+                    for s in vapps.list_namespaced_stateful_set(
+                        RESEARCH, label_selector=f"app={name}"
+                    ).items
+                ] == [name]
+                assert len(pods_of(vcore, RESEARCH, name)) == 1
+                assert LOG_LINE in vcore.read_namespaced_pod_log(f"{name}-0", RESEARCH)
+                vcore.read_namespaced_service(name, RESEARCH)
+                vcore.list_namespaced_event(RESEARCH)
+                vcore.list_node()
+                # ... and nothing else.
+                assert forbidden(lambda: vcore.delete_namespaced_pod(f"{name}-0", RESEARCH))
+                assert forbidden(
+                    lambda: vapps.patch_namespaced_stateful_set_scale(
+                        name, RESEARCH, {"spec": {"replicas": 0}}
+                    )
+                )
+                assert forbidden(
+                    lambda: vcore.create_namespaced_service(RESEARCH, headless_service(unique("v")))
+                )
+                assert forbidden(lambda: vcore.list_namespaced_secret(RESEARCH))
+                assert forbidden(lambda: vcore.list_namespaced_pod("queued"))
+        finally:
+            apps.delete_namespaced_stateful_set(name, RESEARCH)
+            core.delete_namespaced_service(name, RESEARCH)
+        wait_pods_gone(core, RESEARCH, name)
+
+
+def test_researchers_have_the_same_rights_in_queued(devcluster: DevCluster) -> None:
+    queued = "queued"
+    for user in ("alice", "bob"):
+        name = unique(user)
+        with as_user(devcluster, user) as (core, apps):
+            core.create_namespaced_service(queued, headless_service(name))
+            core.delete_namespaced_service(name, queued)
+            apps.list_namespaced_stateful_set(queued)
+            assert forbidden(lambda core=core: core.list_namespaced_secret(queued))
+
+
+def test_podgroup_gang_waits_for_min_count(devcluster: DevCluster, namespace: str) -> None:
+    """scheduling.k8s.io/v1beta1 is served and kube-scheduler gang-schedules a PodGroup."""
+    group = unique("gang")
+
+    def pod(i: int) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"{group}-{i}", "labels": {"app": group}},
+            "spec": {
+                "schedulingGroup": {"podGroupName": group},
+                "terminationGracePeriodSeconds": 0,
+                "containers": [{"name": "train", "image": "train:latest"}],
+            },
+        }
+
+    def scheduled() -> list[str]:
+        return [p.metadata.name for p in pods_of(core, namespace, group) if p.spec.node_name]
+
+    with devcluster.api_client("alice") as api:
+        core = client.CoreV1Api(api)
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            "scheduling.k8s.io",
+            "v1beta1",
+            namespace,
+            "podgroups",
+            {
+                "apiVersion": "scheduling.k8s.io/v1beta1",
+                "kind": "PodGroup",
+                "metadata": {"name": group},
+                "spec": {"schedulingPolicy": {"gang": {"minCount": 2}}},
+            },
+        )
+        core.create_namespaced_pod(namespace, pod(0))
+
+        def held() -> bool:
+            (only,) = pods_of(core, namespace, group)
+            conds = {c.type: c for c in only.status.conditions or []}
+            cond = conds.get("PodScheduled")
+            return cond is not None and cond.status == "False" and not only.spec.node_name
+
+        # Alone, pod 0 is not bound: the gang needs two.
+        wait_for(f"{group}-0 to be held by the gang", held, state=lambda: str(scheduled()))
+        core.create_namespaced_pod(namespace, pod(1))
+        wait_for(
+            "both gang pods to be bound",
+            lambda: len(scheduled()) == 2,
+            state=lambda: str(scheduled()),
+        )
