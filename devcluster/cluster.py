@@ -442,25 +442,25 @@ class Api:
 # --------------------------------------------------------------------------- PKI
 
 
-def make_pki(layout: Layout) -> None:
-    """Two CAs (kubeadm's layout) and the certs they sign, plus the service-account key.
+class Pki:
+    """Issues the dev cluster's certificates (EC P-256) into ``layout.pki``.
 
     ca:             apiserver/kwok serving certs, every client cert (--client-ca-file),
                     the kubelet-serving CA the apiserver checks kwok against.
     front-proxy-ca: only the apiserver's aggregation-layer client cert (--requestheader-*),
                     so a normal client cert can never assert X-Remote-User headers.
     """
-    import datetime as dt
-    import ipaddress
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    def __init__(self, layout: Layout) -> None:
+        import datetime as dt
 
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+        self.layout = layout
+        self.now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
 
-    def usage(*, ca: bool) -> x509.KeyUsage:
+    @staticmethod
+    def _usage(*, ca: bool) -> Any:
+        from cryptography import x509
+
         return x509.KeyUsage(
             digital_signature=True,
             content_commitment=False,
@@ -473,16 +473,25 @@ def make_pki(layout: Layout) -> None:
             decipher_only=False,
         )
 
-    def save(file: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
-        write_private(layout.cert(file), cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    def _save(self, file: str, cert: Any, key: Any) -> None:
+        from cryptography.hazmat.primitives import serialization
+
+        write_private(self.layout.cert(file), cert.public_bytes(serialization.Encoding.PEM), 0o644)
         pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        write_private(layout.key(file), pem)
+        write_private(self.layout.key(file), pem)
 
-    def make_ca(file: str, cn: str) -> tuple[x509.Name, ec.EllipticCurvePrivateKey]:
+    def ca(self, file: str, cn: str) -> None:
+        import datetime as dt
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
         cert = (
@@ -491,26 +500,42 @@ def make_pki(layout: Layout) -> None:
             .issuer_name(subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now)
-            .not_valid_after(now + dt.timedelta(days=3650))
+            .not_valid_before(self.now)
+            .not_valid_after(self.now + dt.timedelta(days=3650))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(usage(ca=True), critical=True)
+            .add_extension(self._usage(ca=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
             .sign(key, hashes.SHA256())
         )
-        save(file, cert, key)
-        return subject, key
+        self._save(file, cert, key)
 
     def leaf(
-        issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey],
+        self,
+        issuer: str,
         file: str,
         cn: str,
         orgs: tuple[str, ...] = (),
         *,
         server: bool = False,
         client: bool = False,
+        dns: tuple[str, ...] = (),
+        ips: tuple[str, ...] = (),
     ) -> None:
-        issuer_name, issuer_key = issuer
+        """A cert signed by CA ``issuer``; a serving cert is valid for localhost and
+        127.0.0.1 plus ``dns``/``ips``."""
+        import datetime as dt
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+        issuer_name = x509.load_pem_x509_certificate(self.layout.cert(issuer).read_bytes()).subject
+        issuer_key = serialization.load_pem_private_key(
+            self.layout.key(issuer).read_bytes(), password=None
+        )
+        assert isinstance(issuer_key, ec.EllipticCurvePrivateKey)
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name(
             [
@@ -526,44 +551,55 @@ def make_pki(layout: Layout) -> None:
             .issuer_name(issuer_name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now)
-            .not_valid_after(now + dt.timedelta(days=365))
+            .not_valid_before(self.now)
+            .not_valid_after(self.now + dt.timedelta(days=365))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(usage(ca=False), critical=True)
+            .add_extension(self._usage(ca=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False
             )
         )
         if server:
-            dns = ["localhost"]
-            ips = ["127.0.0.1"]
-            if file == "kube-apiserver":
-                dns += [
-                    "kubernetes",
-                    "kubernetes.default",
-                    "kubernetes.default.svc",
-                    "kubernetes.default.svc.cluster.local",
-                ]
-                ips.append("10.96.0.1")  # the `kubernetes` Service IP in SERVICE_CIDR
-            sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
-            sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+            sans: list[x509.GeneralName] = [x509.DNSName(d) for d in ("localhost", *dns)]
+            sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ("127.0.0.1", *ips)]
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        save(file, builder.sign(issuer_key, hashes.SHA256()), key)
+        self._save(file, builder.sign(issuer_key, hashes.SHA256()), key)
 
-    ca = make_ca("ca", f"{CLUSTER_NAME}-ca")
-    front_proxy_ca = make_ca("front-proxy-ca", f"{CLUSTER_NAME}-front-proxy-ca")
-    leaf(ca, "kube-apiserver", "kube-apiserver", server=True)
-    leaf(ca, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", client=True)
-    leaf(front_proxy_ca, "front-proxy-client", "front-proxy-client", client=True)
+
+def make_pki(layout: Layout) -> None:
+    """Both CAs, the certs they sign (see Pki), and the service-account key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pki = Pki(layout)
+    pki.ca("ca", f"{CLUSTER_NAME}-ca")
+    pki.ca("front-proxy-ca", f"{CLUSTER_NAME}-front-proxy-ca")
+    pki.leaf(
+        "ca",
+        "kube-apiserver",
+        "kube-apiserver",
+        server=True,
+        dns=(
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ),
+        ips=("10.96.0.1",),  # the `kubernetes` Service IP in SERVICE_CIDR
+    )
+    pki.leaf("ca", "apiserver-kubelet-client", "kube-apiserver-kubelet-client", client=True)
+    pki.leaf("front-proxy-ca", "front-proxy-client", "front-proxy-client", client=True)
     # system:kube-controller-manager / system:kube-scheduler are bound by the
     # bootstrap RBAC policy; the same certs serve their /healthz ports.
-    leaf(ca, "kube-controller-manager", "system:kube-controller-manager", server=True, client=True)
-    leaf(ca, "kube-scheduler", "system:kube-scheduler", server=True, client=True)
+    pki.leaf(
+        "ca", "kube-controller-manager", "system:kube-controller-manager", server=True, client=True
+    )
+    pki.leaf("ca", "kube-scheduler", "system:kube-scheduler", server=True, client=True)
     # kwok: its identity towards the apiserver (it patches every node and pod) and the
     # kubelet serving cert the apiserver verifies (--kubelet-certificate-authority).
-    leaf(ca, "kwok", "kwok-controller", ("system:masters",), server=True, client=True)
-    leaf(ca, CERT_USER, CERT_USER, client=True)
+    pki.leaf("ca", "kwok", "kwok-controller", ("system:masters",), server=True, client=True)
+    pki.leaf("ca", CERT_USER, CERT_USER, client=True)
 
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     write_private(
