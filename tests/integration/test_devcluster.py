@@ -413,15 +413,17 @@ def test_podgroup_gang_waits_for_min_count(devcluster: DevCluster, namespace: st
             },
         )
         core.create_namespaced_pod(namespace, pod(0))
-
-        def held() -> bool:
-            (only,) = pods_of(core, namespace, group)
-            conds = {c.type: c for c in only.status.conditions or []}
-            cond = conds.get("PodScheduled")
-            return cond is not None and cond.status == "False" and not only.spec.node_name
-
-        # Alone, pod 0 is not bound: the gang needs two.
-        wait_for(f"{group}-0 to be held by the gang", held, state=lambda: str(scheduled()))
+        # A pod outside the gang, created after pod 0, gets bound: the scheduler has been
+        # through pod 0 too, and held it because its gang needs two.
+        solo = pod(9)
+        del solo["spec"]["schedulingGroup"]
+        solo["metadata"]["labels"] = {"app": f"{group}-solo"}
+        core.create_namespaced_pod(namespace, solo)
+        wait_for(
+            "the pod outside the gang to be bound",
+            lambda: core.read_namespaced_pod(f"{group}-9", namespace).spec.node_name,
+        )
+        assert scheduled() == []
         core.create_namespaced_pod(namespace, pod(1))
         wait_for(
             "both gang pods to be bound",
