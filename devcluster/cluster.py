@@ -46,6 +46,10 @@ HERE = Path(__file__).resolve().parent
 CONFIG_TEMPLATES = HERE / "config"
 
 CLUSTER_NAME = "ant-dev"
+# What a running cluster serves (flags, users, RBAC, kwok stages). Bump it with every such
+# change: `up` replaces a running cluster of an older revision, and keeps one of the same
+# or a newer revision (so worktrees on older code never flip a shared cluster back).
+REVISION = 2
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
@@ -1244,6 +1248,7 @@ def start_cluster(layout: Layout, bin_dir: Path, ports: dict[str, int], node_cou
         },
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "startup_seconds": round(time.monotonic() - t0, 2),
+        "revision": REVISION,
     }
     tmp = layout.cluster_json.with_suffix(".tmp")
     write_private(tmp, json.dumps(info, indent=2) + "\n", 0o644)
@@ -1275,11 +1280,15 @@ def cmd_up(layout: Layout) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     with locked(layout):
+        running = (read_cluster_json(layout) or {}).get("revision", 0)
         if healthy(layout):
-            print(layout.kubeconfig)
-            return 0
-        if layout.state.exists():
+            if running >= REVISION:
+                print(layout.kubeconfig)
+                return 0
+            log(f"the running cluster is of revision {running}; replacing it with {REVISION}")
+        elif layout.state.exists():
             log(f"found a stopped or broken cluster in {layout.state}; starting a fresh one")
+        if layout.state.exists():
             stop_all(layout)
             shutil.rmtree(layout.state)
         node_count = int(os.environ.get("ANT_DEVCLUSTER_NODES", "8"))
