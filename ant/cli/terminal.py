@@ -3,11 +3,18 @@
 People at a terminal get rich tables, colours and spinners; pipes get plain,
 stable text (kubectl-style columns) that scripts can parse. ``NO_COLOR`` is
 honoured. rich is imported only when something is drawn on a TTY.
+
+Text from the cluster (names, labels, descriptions, reasons, events, error messages)
+can carry escape sequences that retitle a window or clear a screen. Every human-readable
+line goes through ``visible``, on a TTY and when piped; only ``raw`` writes exactly what
+it is given: JSON and YAML (which escape control characters themselves), a log line's
+body (a container's own output, as ``kubectl logs`` prints it) and ant's own escapes.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +38,26 @@ STATUS_STYLES = {
 }
 
 
+# C0 controls, DEL and C1 controls (U+009B is a one-character CSI on some terminals).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def visible(text: str, *, lines: bool = False) -> str:
+    """``text`` with every control character written out: ESC as ``\\x1b``, CR as ``\\r``.
+
+    ``lines``: newlines and tabs stay (text of several lines); without, the result is
+    one line (a table cell, a field's value).
+    """
+    return (_CONTROL_BUT_LINES if lines else _CONTROL).sub(_written_out, text)
+
+
+def _written_out(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED.get(char) or f"\\x{ord(char):02x}"
+
+
 @dataclass(frozen=True)
 class Column:
     header: str
@@ -45,7 +72,7 @@ class Progress:
         self._terminal = terminal
         self.total = total
         self.completed = 0
-        self.description = description
+        self.description = visible(description)
         self._bar: Any = None
         self._task: Any = None
 
@@ -67,6 +94,7 @@ class Progress:
         return self
 
     def update(self, completed: int, description: str | None = None) -> None:
+        description = visible(description) if description else description
         changed = completed != self.completed or (description and description != self.description)
         self.completed = completed
         if description:
@@ -131,11 +159,15 @@ class Terminal:
 
     # ---- plain streams ------------------------------------------------------
     def line(self, text: str = "") -> None:
-        """One line of result on stdout, as it is (no markup)."""
-        self.env.stdout.write(text + "\n")
-        self.env.stdout.flush()
+        """One line of result on stdout (no markup; control characters made visible)."""
+        self.raw(visible(text, lines=True) + "\n")
 
     def write(self, text: str) -> None:
+        """Text of several lines on stdout (a diff), control characters made visible."""
+        self.raw(visible(text, lines=True))
+
+    def raw(self, text: str) -> None:
+        """Exactly ``text`` on stdout: only for JSON, YAML, log bodies and ant's own escapes."""
         self.env.stdout.write(text)
         self.env.stdout.flush()
 
@@ -144,15 +176,23 @@ class Terminal:
         if self.color:
             from rich.text import Text
 
-            self.out_console.print(Text(text, style=style))
+            self.out_console.print(Text(visible(text, lines=True), style=style))
         else:
             self.line(text)
 
-    def styled_prefix(self, prefix: str, style: str, text: str) -> None:
-        """A line on stdout whose prefix is coloured (log lines of one replica among many)."""
-        from rich.text import Text
+    def log_line(self, prefix: str, style: str, text: str) -> None:
+        """A line of a container's log after a prefix of ant's (coloured on a TTY).
 
-        self.out_console.print(Text.assemble((prefix, style), " ", text))
+        The body is the container's own output and goes out exactly as it came, as
+        ``kubectl logs`` prints it; the prefix is made visible like all of ant's text.
+        """
+        if self.color:
+            from rich.text import Text
+
+            self.out_console.print(Text(visible(prefix), style=style), end=" ")
+            self.raw(text + "\n")
+        else:
+            self.raw(f"{visible(prefix)} {text}\n")
 
     def error(self, message: str) -> None:
         self._stderr_line(f"ant: error: {message}", "bold red")
@@ -171,6 +211,7 @@ class Terminal:
             self._stderr_line(message, "dim")
 
     def _stderr_line(self, text: str, style: str) -> None:
+        text = visible(text, lines=True)
         if self.env.stderr_isatty and not self.env.no_color:
             from rich.text import Text
 
@@ -181,7 +222,7 @@ class Terminal:
 
     # ---- structured output ---------------------------------------------------
     def json(self, obj: Any) -> None:
-        self.line(json.dumps(obj, indent=2, sort_keys=False, default=str))
+        self.raw(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
     def yaml(self, obj: Any) -> None:
         import yaml
@@ -192,12 +233,16 @@ class Terminal:
             def ignore_aliases(self, data: Any) -> bool:
                 return True
 
-        self.write(yaml.dump(obj, Dumper=PlainDumper, sort_keys=False, default_flow_style=False))
+        # YAML writes control characters as escapes ("\\e]0;..."): exact and safe as is.
+        self.raw(yaml.dump(obj, Dumper=PlainDumper, sort_keys=False, default_flow_style=False))
 
     def table(self, columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> None:
-        """kubectl-style columns; coloured cells on a TTY, plain and stable when piped."""
+        """kubectl-style columns; coloured cells on a TTY, plain and stable when piped.
+
+        A cell is one line: its control characters, newlines included, are made visible."""
+        rows = [[visible(v) for v in row] for row in rows]
         if not self.color:
-            self.write(plain_table([c.header for c in columns], rows))
+            self.raw(plain_table([c.header for c in columns], rows))
             return
         from rich import box
         from rich.table import Table
@@ -221,7 +266,7 @@ class Terminal:
         if not self.interactive:
             yield
             return
-        with self.err_console.status(message):
+        with self.err_console.status(visible(message)):
             yield
 
     def progress(self, total: int, description: str) -> Progress:
@@ -236,7 +281,7 @@ class Terminal:
                 f"{question.rstrip('?')}: needs confirmation",
                 hint="pass --yes to confirm in scripts",
             )
-        self.env.stderr.write(f"{question} [y/N] ")
+        self.env.stderr.write(f"{visible(question)} [y/N] ")
         self.env.stderr.flush()
         asked = time.monotonic()
         answer = self.env.stdin.readline().strip().lower()

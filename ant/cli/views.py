@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from ant.cli.terminal import STATUS_STYLES, Column, Terminal
+from ant.cli.terminal import STATUS_STYLES, Column, Terminal, visible
 from ant.errors import ValidationError
 from ant.jobs.documents import submitted_at
 
@@ -101,7 +101,7 @@ def render_job_details(terminal: Terminal, job: Job, events: Sequence[Event]) ->
     fields += [(f"Meta {k}", v) for k, v in sorted(job.meta.items())]
     width = max(len(k) for k, _ in fields) + 2
     for key, value in fields:
-        terminal.line(f"{key + ':':<{width}}{value}")
+        terminal.line(visible(f"{key + ':':<{width}}{value}"))  # one line per field
 
     terminal.line()
     terminal.table(

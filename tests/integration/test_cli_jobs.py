@@ -819,3 +819,84 @@ def test_show_output(ant: Ant, namespace: str) -> None:
     check_schema(doc, "Job")
     assert [p["name"] for p in doc["pods"]] == [f"{name}-0"]
     assert any(e["reason"] == "SuccessfulCreate" for e in doc["events"])
+
+
+# ---- text from the cluster never drives your terminal (issue 14) ----------------------------
+HOSTILE = "\x1b]0;pwned\x07 \x1b[2J"  # retitle the window, clear the screen
+SHOWN = r"\x1b]0;pwned\x07 \x1b[2J"
+SGR = re.compile("\x1b\\[[0-9;]*m")  # colours: the only escapes ant itself writes on a TTY
+
+
+class TTYOutput(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def on_a_tty(ant: Ant, *argv: str) -> str:
+    """stdout of `ant ARGV` as alice at a terminal that shows colours."""
+    out, err = TTYOutput(), TTYOutput()
+    env = Environment(
+        stdin=io.StringIO(""),
+        stdout=out,
+        stderr=err,
+        vars={"USER": "nobody", "TERM": "xterm"},
+        cwd=str(ant.cwd),
+    )
+    args = ["--kubeconfig", str(ant.devcluster.kubeconfig), "--context", "alice", *argv]
+    assert run(args, env=env) == 0, err.getvalue()
+    return out.getvalue()
+
+
+def test_escape_sequences_from_the_cluster_are_shown_not_sent(
+    ant: Ant, devcluster: DevCluster, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone's description, --meta and user annotation carry escape sequences: `ant list`,
+    `show` and `queue` write them out, piped and on a TTY; JSON keeps the exact text."""
+    monkeypatch.setenv("COLUMNS", "400")  # rich's width: no cell is cut short
+    name = unique("inject")
+    # 8 TPUs a pod fit no node (4 each): the job waits and shows in `ant queue`.
+    ant.submit(
+        namespace,
+        name,
+        "--tpus",
+        "8",
+        "--description",
+        f"desc {HOSTILE}",
+        "--meta",
+        f"note={HOSTILE}",
+    )
+    _, apps, api = k8s(devcluster)
+    with api:  # what another user could write with kubectl
+        apps.patch_namespaced_stateful_set(
+            name,
+            namespace,
+            {"metadata": {"annotations": {"ant.dev/created-by-full": f"alice{HOSTILE}"}}},
+        )
+
+    def queued() -> str | None:
+        text = ant.ok("queue", "-n", namespace, "-o", "wide").out
+        return text if name in text else None
+
+    outputs = {
+        "list": ant.ok("list", "-n", namespace, "-o", "wide").out,
+        "show": ant.ok("show", name, "-n", namespace).out,
+        "queue": wait_for(f"{name} in ant queue", queued),
+    }
+    outputs |= {
+        f"{command} on a TTY": on_a_tty(ant, *argv)
+        for command, argv in {
+            "list": ("list", "-n", namespace, "-o", "wide"),
+            "show": ("show", name, "-n", namespace),
+            "queue": ("queue", "-n", namespace, "-o", "wide"),
+        }.items()
+    }
+    for command, text in outputs.items():
+        assert "\x07" not in text, command
+        assert "\x1b" not in SGR.sub("", text), command
+        assert f"alice{SHOWN}" in text, command
+    assert f"desc {SHOWN}" in outputs["list"]
+    assert f"Description:  desc {SHOWN}" in outputs["show"]
+    assert f"Meta note:    {SHOWN}" in outputs["show"]
+    doc = job_json(ant, namespace, name)
+    assert (doc["description"], doc["meta"]["note"]) == (f"desc {HOSTILE}", HOSTILE)
+    assert doc["user"] == f"alice{HOSTILE}"

@@ -179,7 +179,7 @@ def _watch(
         while True:
             jobs = fetch()
             if app.terminal.interactive:
-                app.terminal.write("\x1b[2J\x1b[H")
+                app.terminal.raw("\x1b[2J\x1b[H")  # clear the screen: ant's own escape
             render(jobs)
             changed.wait()
             time.sleep(0.3)  # coalesce a burst of events into one redraw

@@ -49,7 +49,7 @@ def logs(
                 "--replica", f"{index} is out of range: {job} has 0-{found.replicas - 1}"
             )
         for line in lifecycle.pod_logs(app.client, app.namespace, f"{job}-{index}", options):
-            app.terminal.write(line.decode(errors="replace"))
+            app.terminal.raw(line.decode(errors="replace"))  # the container's own bytes
         return
 
     pods = [(i, f"{job}-{i}") for i in range(found.replicas)]
@@ -59,7 +59,4 @@ def logs(
             app.terminal.warn(f"{prefix} {item}")
             continue
         text = item.decode(errors="replace").rstrip("\n")
-        if app.terminal.color:
-            app.terminal.styled_prefix(prefix, PREFIX_STYLES[index % len(PREFIX_STYLES)], text)
-        else:
-            app.terminal.line(f"{prefix} {text}")
+        app.terminal.log_line(prefix, PREFIX_STYLES[index % len(PREFIX_STYLES)], text)
