@@ -49,7 +49,7 @@ CLUSTER_NAME = "ant-dev"
 # What a running cluster serves (flags, users, RBAC, kwok stages). Bump it with every such
 # change: `up` replaces a running cluster of an older revision, and keeps one of the same
 # or a newer revision (so worktrees on older code never flip a shared cluster back).
-REVISION = 2
+REVISION = 3
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 

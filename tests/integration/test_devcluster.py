@@ -430,3 +430,74 @@ def test_podgroup_gang_waits_for_min_count(devcluster: DevCluster, namespace: st
             lambda: len(scheduled()) == 2,
             state=lambda: str(scheduled()),
         )
+
+
+RESTART_ON_FAILURE_ONLY = {
+    "restartPolicy": "Never",
+    "restartPolicyRules": [
+        {"action": "Restart", "exitCodes": {"operator": "NotIn", "values": [0]}}
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("pod_policy", "container_policy", "exit_code", "restarts"),
+    [
+        ("Never", {}, 3, False),
+        ("Never", {}, 0, False),
+        ("Always", {}, 7, True),
+        # KEP-5307 rules: exit 0 means done even under restartPolicy Always ...
+        ("Always", RESTART_ON_FAILURE_ONLY, 0, False),
+        # ... any other code restarts the container.
+        ("Always", RESTART_ON_FAILURE_ONLY, 5, True),
+    ],
+)
+def test_kwok_container_exits_on_request(
+    devcluster: DevCluster,
+    namespace: str,
+    pod_policy: str,
+    container_policy: dict[str, Any],
+    exit_code: int,
+    restarts: bool,
+) -> None:
+    """ant.dev/test-exit: "CODE@SECONDS" makes kwok end the container as a kubelet would."""
+    name = unique("exit")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "annotations": {"ant.dev/test-exit": f"{exit_code}@1"}},
+        "spec": {
+            "restartPolicy": pod_policy,
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{"name": "train", "image": "train:latest", **container_policy}],
+        },
+    }
+    with as_user(devcluster, "alice") as (core, _):
+        core.create_namespaced_pod(namespace, pod)
+
+        def status() -> Any:
+            return core.read_namespaced_pod(name, namespace).status
+
+        def ended() -> Any:
+            s = status()
+            if restarts:
+                (c,) = s.container_statuses or [None]
+                done = c is not None and c.restart_count >= 1 and c.state.running is not None
+            else:
+                done = s.phase in ("Succeeded", "Failed")
+            return s if done else None
+
+        what = "a restart" if restarts else "the pod to end"
+        final = wait_for(what, ended, timeout=30, state=lambda: status().container_statuses)
+        (container,) = final.container_statuses
+        if restarts:
+            assert final.phase == "Running"
+            assert container.last_state.terminated.exit_code == exit_code
+            assert container.ready
+        else:
+            assert final.phase == ("Succeeded" if exit_code == 0 else "Failed")
+            assert container.state.terminated.exit_code == exit_code
+            assert container.state.terminated.reason == ("Completed" if exit_code == 0 else "Error")
+            assert container.restart_count == 0
+            ready = {c.type: c.status for c in final.conditions}["Ready"]
+            assert ready == "False"
