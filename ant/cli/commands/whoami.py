@@ -16,6 +16,7 @@ def whoami(
         OutputFormat.table
     ),
 ) -> None:
+    from ant.cli.terminal import visible
     from ant.jobs import documents
     from ant.jobs.identity import whoami as resolve
 
@@ -27,4 +28,4 @@ def whoami(
         return
     for key, value in record.items():
         shown = ", ".join(value) if isinstance(value, list) else value
-        app.terminal.line(f"{key + ':':<11}{shown}")
+        app.terminal.line(visible(f"{key + ':':<11}{shown}"))  # one line per field
