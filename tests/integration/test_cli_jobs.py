@@ -99,15 +99,23 @@ def job_json(ant: Ant, namespace: str, name: str) -> dict[str, Any]:
 
 
 def wait_job(
-    ant: Ant, namespace: str, name: str, status: str, ready: int | None = None
+    ant: Ant,
+    namespace: str,
+    name: str,
+    status: str,
+    ready: int | None = None,
+    until: Callable[[dict[str, Any]], bool] | None = None,
+    what: str = "",
 ) -> dict[str, Any]:
+    """The job's `show -o json` once it has `status` (and `ready`, and whatever `until` says)."""
+
     def probe() -> dict[str, Any] | None:
         job = job_json(ant, namespace, name)
-        if job["status"] == status and (ready is None or job["ready"] == ready):
-            return job
-        return None
+        if job["status"] != status or (ready is not None and job["ready"] != ready):
+            return None
+        return job if until is None or until(job) else None
 
-    return dict(wait_for(f"{name} to be {status}", probe))
+    return dict(wait_for(f"{name} to be {status}{what}", probe))
 
 
 def k8s(devcluster: DevCluster) -> Any:
@@ -669,7 +677,20 @@ def test_pending_partial_running_on_the_tpu_pool(
     wait_job(ant, namespace, big, "Running", ready=6)
     # 4 hosts wanted, 2 free: half of a gang job scheduled. Opportunistic never preempts.
     ant.submit(namespace, partial, "--replicas", "4", "--tpus", "4", "--priority", "opportunistic")
-    job = wait_job(ant, namespace, partial, "Partial", ready=2)
+
+    def unscheduled_have_reasons(job: dict[str, Any]) -> bool:
+        # The scheduler writes PodScheduled=False a moment after the pod exists.
+        return all(p["reason"] for p in job["pods"] if not p["node"])
+
+    job = wait_job(
+        ant,
+        namespace,
+        partial,
+        "Partial",
+        ready=2,
+        until=unscheduled_have_reasons,
+        what=" with the scheduler's reason on every unscheduled replica",
+    )
     assert (job["replicas"], job["pending"]) == (4, 2)
     unscheduled = [p for p in job["pods"] if not p["node"]]
     assert len(unscheduled) == 2

@@ -6,7 +6,6 @@ import json
 import sys
 import textwrap
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -169,6 +168,16 @@ def test_watch_sees_changes_and_resumes_across_server_closes(devcluster, namespa
     start = client.list(r.STATEFULSETS, namespace).resource_version
     stop = threading.Event()
     seen: list[tuple[str, str]] = []
+    # Count the watch requests follow() makes: each one after the first is a resume.
+    watches = 0
+    real_watch = client.watch
+
+    def counted_watch(*args: Any, **kwargs: Any) -> Any:
+        nonlocal watches
+        watches += 1
+        return real_watch(*args, **kwargs)
+
+    client.watch = counted_watch  # type: ignore[method-assign]
 
     def watch() -> None:
         # timeout_seconds=1: the server ends each watch after a second; follow() resumes.
@@ -181,9 +190,16 @@ def test_watch_sees_changes_and_resumes_across_server_closes(devcluster, namespa
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     client.create(r.STATEFULSETS, statefulset("w1"), namespace)
-    time.sleep(2.5)  # across at least two server-side closes
+    wait_for(
+        "w1's ADDED and two server-side closes the watch resumed from",
+        lambda: ("ADDED", "w1") in seen and watches >= 3,
+    )
     client.create(r.STATEFULSETS, statefulset("w2"), namespace)
-    time.sleep(1.5)
+    resumes = watches
+    wait_for(
+        "w2's ADDED and one more resume",
+        lambda: ("ADDED", "w2") in seen and watches > resumes,
+    )
     client.delete(r.STATEFULSETS, "w2", namespace)
     thread.join(30)
     stop.set()
