@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,7 +21,9 @@ DEFAULT_TIMEOUT = 600.0
 
 _STATEFULSET_KINDS = frozenset({"statefulset", "statefulsets", "sts", "statefulset.apps"})
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
-_BUDGET = re.compile(r"^(\d+)(%?)$")
+_BUDGET = re.compile(r"^(\d{1,9})(%?)$")
+# A StatefulSet's replicas is an int32: an index has at most 10 digits (parsing is then cheap).
+_MAX_INDEX_DIGITS = 10
 
 
 @dataclass(frozen=True)
@@ -55,44 +58,73 @@ def parse_budget(text: str, flag: str = "--max-unavailable") -> Budget:
     return Budget(value, percent)
 
 
-def parse_replicas(text: str, flag: str = "--replicas") -> frozenset[int]:
-    """``0,3,5-7`` -> {0, 3, 5, 6, 7}."""
-    chosen: set[int] = set()
-    for part in text.split(","):
-        match = _RANGE.match(part.strip())
+class Replicas(AbstractSet[int]):
+    """Replica indexes kept as sorted, merged ranges: membership, size and the part beyond
+    a job's size are computed from the ranges, so ``0-999999999`` is never expanded."""
+
+    def __init__(self, ranges: Iterable[tuple[int, int]]) -> None:
+        merged: list[tuple[int, int]] = []
+        for low, high in sorted(ranges):
+            if merged and low <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+            else:
+                merged.append((low, high))
+        self.ranges = tuple(merged)
+
+    @classmethod
+    def of(cls, indexes: Iterable[int]) -> Replicas:
+        return indexes if isinstance(indexes, Replicas) else cls((i, i) for i in indexes)
+
+    def __contains__(self, index: object) -> bool:
+        return isinstance(index, int) and any(low <= index <= high for low, high in self.ranges)
+
+    def __iter__(self) -> Iterator[int]:
+        for low, high in self.ranges:
+            yield from range(low, high + 1)
+
+    def __len__(self) -> int:
+        return sum(high - low + 1 for low, high in self.ranges)
+
+    def from_index(self, first: int) -> Replicas:
+        """The indexes at or above ``first``."""
+        return Replicas((max(low, first), high) for low, high in self.ranges if high >= first)
+
+    def __str__(self) -> str:
+        return ",".join(str(low) if low == high else f"{low}-{high}" for low, high in self.ranges)
+
+    def __repr__(self) -> str:
+        return f"Replicas({self})"
+
+
+def parse_replicas(text: str, flag: str = "--replicas") -> Replicas:
+    """``0,3,5-7`` -> {0, 3, 5, 6, 7}, as ranges (nothing is expanded here)."""
+    ranges: list[tuple[int, int]] = []
+    for part in (p.strip() for p in text.split(",")):
+        match = _RANGE.match(part)
         if not match:
             raise ValidationError(
-                flag, f"{part.strip()!r} is not a replica or a range", hint="e.g. 0,3,5-7"
+                flag, f"{part!r} is not a replica or a range", hint="e.g. 0,3,5-7"
             )
+        if any(len(g) > _MAX_INDEX_DIGITS for g in match.groups() if g):
+            raise ValidationError(flag, f"{part!r} is beyond any job's size", hint="e.g. 0,3,5-7")
         low = int(match.group(1))
         high = int(match.group(2)) if match.group(2) is not None else low
         if high < low:
-            raise ValidationError(
-                flag, f"{part.strip()!r} is a backwards range", hint="write low-high"
-            )
-        chosen.update(range(low, high + 1))
-    return frozenset(chosen)
+            raise ValidationError(flag, f"{part!r} is a backwards range", hint="write low-high")
+        ranges.append((low, high))
+    return Replicas(ranges)
 
 
 def format_indexes(indexes: Iterable[int]) -> str:
     """{0, 1, 2, 5} -> ``0-2,5``: the inverse of ``parse_replicas``."""
-    out: list[str] = []
-    ordered = sorted(set(indexes))
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        out.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
-        i = j + 1
-    return ",".join(out)
+    return str(Replicas.of(indexes))
 
 
 @dataclass(frozen=True)
 class RolloutOptions:
     max_unavailable: Budget | None = None
     batch_size: int | None = None
-    replicas: frozenset[int] | None = None  # None: every replica
+    replicas: AbstractSet[int] | None = None  # None: every replica (parse_replicas: Replicas)
     order: Order = "descending"
     timeout: float = DEFAULT_TIMEOUT  # per batch (and per wait for the budget)
     on_failure: OnFailure = "pause"

@@ -10,10 +10,7 @@ from ant.errors import (
     ValidationError,
 )
 from ant.jobs.model import job_from
-from ant.jobs.rollout.options import (
-    RolloutOptions,
-    format_indexes,
-)
+from ant.jobs.rollout.options import Replicas, RolloutOptions
 
 
 @dataclass(frozen=True)
@@ -167,14 +164,15 @@ def plan(
     if options.replicas is None:
         selected = tuple(range(replicas))
     else:
-        outside = sorted(i for i in options.replicas if i >= replicas)
+        # Checked on the ranges before anything is expanded: 0-999999999 costs nothing.
+        wanted = Replicas.of(options.replicas)
+        outside = wanted.from_index(replicas)
         if outside:
             have = f"0-{replicas - 1}" if replicas else "none"
             raise ValidationError(
-                "--replicas",
-                f"{format_indexes(outside)} out of range: {name} has replicas {have}",
+                "--replicas", f"{outside} out of range: {name} has replicas {have}"
             )
-        selected = tuple(sorted(options.replicas))
+        selected = tuple(wanted)
     states = observe(sts, pods)
     chosen = set(selected)
 
