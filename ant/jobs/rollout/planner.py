@@ -211,7 +211,9 @@ def plan(
         batch: list[PodState] = []
         for p in remaining:
             cost = 0 if p.index in counted else 1
-            if cost > capacity:
+            # A pod already unavailable costs nothing, even when more are down than the
+            # budget allows (capacity below 0): replacing it is how they come back.
+            if cost > max(capacity, 0):
                 break
             capacity -= cost
             batch.append(p)
