@@ -12,7 +12,8 @@ job changed under a rollout) are the classes beside it, never a made-up ``Status
     ├── NotFoundError ................... 3  NOT_FOUND    a job or object ant looked for is absent
     ├── ConflictError ................... 5  CONFLICT     a write clashes with what is there
     │   ├── JobExists ................... 5  CONFLICT     a job of that name exists (submit, sweeps)
-    │   └── JobChanged .................. 5  CONFLICT     the job changed while ant was writing it
+    │   ├── JobChanged .................. 5  CONFLICT     the job changed while ant was writing it
+    │   └── RolloutHeld ................. 5  CONFLICT     another rollout of the job holds its lease
     ├── ApiError ........................ 1  ERROR        the API server answered with a Status
     │   ├── BadRequest (400) ............ 2  USAGE
     │   ├── Unauthorized (401) .......... 4  UNAUTHORIZED
@@ -106,6 +107,10 @@ class JobExists(ConflictError):
 
 class JobChanged(ConflictError):
     """The job changed while ant was writing it (update, rollback, a rollout)."""
+
+
+class RolloutHeld(ConflictError):
+    """Another rollout of the job holds its lease (or took it over from this one)."""
 
 
 class Aborted(AntError):

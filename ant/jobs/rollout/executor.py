@@ -19,6 +19,7 @@ from ant.errors import (
 )
 from ant.jobs import schema
 from ant.jobs.podwatch import Pods, PodTracker, is_ready
+from ant.jobs.rollout.lease import Holder, RolloutLease
 from ant.jobs.rollout.options import (
     RolloutOptions,
 )
@@ -71,13 +72,17 @@ def run(
     *,
     on_progress: ProgressCallback | None = None,
     clock: Callable[[], str] = utc_now,
+    holder: Holder | None = None,
 ) -> RolloutResult:
-    """Replace the selected pods not on ``status.updateRevision``, batch by batch.
+    """Replace the selected pods not on ``status.updateRevision``, batch by batch, holding
+    the job's rollout lease (``lease.py``) meanwhile.
 
     Raises ``RolloutPaused`` (and records why on the StatefulSet) when pods do not become
-    Ready within ``options.timeout``; nothing further is deleted then.
+    Ready within ``options.timeout``; nothing further is deleted then. Raises ``RolloutHeld``
+    while another rollout of the job holds the lease.
     """
-    return _Executor(client, sts, options, on_progress or (lambda _: None), clock).run()
+    lease = RolloutLease(client, holder or Holder.here())
+    return _Executor(client, sts, options, on_progress or (lambda _: None), clock, lease).run()
 
 
 class _Executor:
@@ -88,8 +93,10 @@ class _Executor:
         options: RolloutOptions,
         on_progress: ProgressCallback,
         clock: Callable[[], str],
+        lease: RolloutLease,
     ) -> None:
         self.client = client
+        self.lease = lease
         self.options = options
         self.on_progress = on_progress
         self.clock = clock
@@ -117,7 +124,13 @@ class _Executor:
             self._mark_finished_if_needed()
             self.progress("done", current, ())
             return self.result(current)
-        self._mark_started()
+        self.lease.take(self.sts, self._start_annotations)
+        try:
+            return self._roll_out()
+        finally:
+            self.lease.release()  # nothing left to do when the last PATCH released it
+
+    def _roll_out(self) -> RolloutResult:
         while True:
             current = self.plan()
             if current.complete:
@@ -131,7 +144,11 @@ class _Executor:
             reason = "finished, but " + describe_pods(pods, "never became Ready")
             self._stop(reason, current)
         self._mark(
-            {schema.ROLLOUT_FINISHED_AT: self.clock(), schema.ROLLOUT_PAUSED: None},
+            {
+                schema.ROLLOUT_FINISHED_AT: self.clock(),
+                schema.ROLLOUT_PAUSED: None,
+                **self.lease.release_annotation(),
+            },
         )
         self.progress("done", current, ())
         return self.result(current)
@@ -203,6 +220,7 @@ class _Executor:
         self.batch += 1
         names = [p.name for p in batch]
         total_batches = self.batch + len(current.batches) - 1
+        self.lease.check()
         self.progress("deleting", current, names)
         if len(batch) == 1:
             self._delete(batch[0])
@@ -293,7 +311,9 @@ class _Executor:
         self._stop(reason, self.plan())
 
     def _stop(self, reason: str, current: RolloutPlan) -> None:
-        self._mark({schema.ROLLOUT_PAUSED: f"{self.clock()} {reason}"})
+        self._mark(
+            {schema.ROLLOUT_PAUSED: f"{self.clock()} {reason}", **self.lease.release_annotation()}
+        )
         raise RolloutPaused(
             f"rollout of {self.name} paused: {reason}",
             hint=f"fix the cause (or 'ant rollback {self.name}'), then run 'ant rollout "
@@ -314,23 +334,22 @@ class _Executor:
         return True
 
     # ---- annotations -------------------------------------------------------------
-    def _mark_started(self) -> None:
-        annotations = self.sts.metadata.annotations
+    def _start_annotations(self, sts: Any) -> dict[str, str | None]:
+        """The start mark, written with the lease; a resumed rollout keeps its start time."""
+        annotations = sts.metadata.annotations
         resumed = (
             annotations.get(schema.ROLLOUT_TARGET) == self.target
             and schema.ROLLOUT_STARTED_AT in annotations
             and schema.ROLLOUT_FINISHED_AT not in annotations
         )
-        self._mark(
-            {
-                schema.ROLLOUT_TARGET: self.target,
-                schema.ROLLOUT_STARTED_AT: annotations[schema.ROLLOUT_STARTED_AT]
-                if resumed
-                else self.clock(),
-                schema.ROLLOUT_FINISHED_AT: None,
-                schema.ROLLOUT_PAUSED: None,
-            }
-        )
+        return {
+            schema.ROLLOUT_TARGET: self.target,
+            schema.ROLLOUT_STARTED_AT: annotations[schema.ROLLOUT_STARTED_AT]
+            if resumed
+            else self.clock(),
+            schema.ROLLOUT_FINISHED_AT: None,
+            schema.ROLLOUT_PAUSED: None,
+        }
 
     def _mark_finished_if_needed(self) -> None:
         annotations = self.sts.metadata.annotations
