@@ -1,0 +1,142 @@
+"""Rollouts under faults (issue 14): pods stuck unavailable, absurd ranges, two rollouts at once.
+
+The fixtures and the independent pod watcher are test_rollout.py's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from ant.errors import ExitCode
+from tests.helpers import wait_for
+from tests.integration import test_rollout as base
+from tests.integration.test_rollout import Ant, Cluster, PodWatcher, submit, unique
+
+# test_rollout.py's fixtures, used here by name.
+ant, cluster, watchers = base.ant, base.cluster, base.watchers
+
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("ant_priorities")]
+
+LEASE = "ant.dev/rollout-lease"
+
+
+def annotations(view: Cluster, job: str) -> dict[str, str]:
+    return dict(view.statefulset(job).metadata.annotations or {})
+
+
+def one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_old_pods_stuck_unavailable_are_replaced_first_without_waiting(
+    ant: Ant, cluster: Cluster, watchers: Callable[[str, int, str], PodWatcher]
+) -> None:
+    """Two pods down on the old revision, a budget of 1: they go first, at no cost (they
+    used to hold the rollout until --timeout ran out)."""
+    job = unique("down")
+    old = submit(ant, cluster, job, 4)
+    ant.ok("update", job, "--image", "busybox:1.37")
+    new = cluster.update_revision(job)
+    stuck = [f"{job}-2", f"{job}-1"]
+    # The fake kubelet only makes Pending pods Ready: a Running pod set not Ready stays so,
+    # as a crash-looping one would.
+    not_ready: dict[str, Any] = {"status": {"conditions": [{"type": "Ready", "status": "False"}]}}
+    for name in stuck:
+        cluster.core.patch_namespaced_pod_status(name, ant.namespace, not_ready)
+    wait_for(
+        f"{stuck} not Ready",
+        lambda: all(not cluster.pods(job)[n].ready for n in stuck),
+        state=lambda: cluster.pods(job),
+    )
+    watcher = watchers(job, 4, new)
+
+    result = ant("rollout", job, "--timeout", "60s", "--yes")
+    assert result.code == 0, str(result)
+    assert "4/4 pods Ready" in result.out
+    assert sorted(watcher.removed[:2]) == sorted((name, old) for name in stuck)
+    assert watcher.deletions() == Counter({(f"{job}-{i}", old): 1 for i in range(4)})
+    assert watcher.max_unavailable <= 2  # the two already down, never one more
+    cluster.wait_ready(job, 4, revision=new)
+
+
+def test_replicas_beyond_the_job_are_refused_before_anything_is_expanded(
+    ant: Ant, cluster: Cluster
+) -> None:
+    job = unique("range")
+    submit(ant, cluster, job, 2)
+    started = time.monotonic()
+    refused = ant("rollout", job, "--replicas", "0-9999999", "--dry-run")
+    assert refused.code == ExitCode.USAGE, str(refused)
+    assert f"--replicas: 2-9999999 out of range: {job} has replicas 0-1" in one_line(refused.err)
+    assert time.monotonic() - started < 5, "the range was expanded"
+
+    huge = ant("rollout", job, "--replicas", "0-99999999999999999999", "--dry-run")
+    assert huge.code == ExitCode.USAGE, str(huge)
+    assert "beyond any job's size" in one_line(huge.err)
+
+
+def test_two_rollouts_of_one_job_one_holds_the_lease(
+    ant: Ant, cluster: Cluster, watchers: Callable[[str, int, str], PodWatcher]
+) -> None:
+    job = unique("lease")
+    old = submit(ant, cluster, job, 6)
+    ant.ok("update", job, "--image", "busybox:1.37")
+    new = cluster.update_revision(job)
+    watcher = watchers(job, 6, new)
+
+    first = ant.spawn("rollout", job, "--yes")  # one pod at a time: seconds
+    lease = wait_for(
+        "the first rollout's lease",
+        lambda: json.loads(held) if (held := annotations(cluster, job).get(LEASE)) else None,
+    )
+    assert lease["pid"] == first.pid
+    second = ant("rollout", job, "--yes")
+    assert second.code == ExitCode.CONFLICT, str(second)
+    line = one_line(second.err)
+    assert f"job {job} is being rolled out by {lease['user']} on {lease['host']}" in line
+    assert f"(pid {first.pid}) until {lease['expiresAt']}" in line
+
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert "6/6 pods Ready" in out
+    assert watcher.deletions() == Counter({(f"{job}-{i}", old): 1 for i in range(6)})
+    assert LEASE not in annotations(cluster, job), "released when done"
+
+
+def test_a_lease_held_on_another_machine_holds_until_it_expires(ant: Ant, cluster: Cluster) -> None:
+    job = unique("held")
+    submit(ant, cluster, job, 2)
+    ant.ok("update", job, "--image", "busybox:1.37")
+    new = cluster.update_revision(job)
+    before = cluster.pods(job)
+    expires = (datetime.now(UTC) + timedelta(seconds=8)).replace(microsecond=0)
+    stamp = expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+    held = {
+        "user": "bob",
+        "host": "elsewhere.invalid",
+        "pid": 42,
+        "token": "b0b",
+        "expiresAt": stamp,
+    }
+    cluster.apps.patch_namespaced_stateful_set(
+        job, ant.namespace, {"metadata": {"annotations": {LEASE: json.dumps(held)}}}
+    )
+
+    refused = ant("rollout", job, "--yes")
+    assert refused.code == ExitCode.CONFLICT, str(refused)
+    assert f"rolled out by bob on elsewhere.invalid (pid 42) until {stamp}" in one_line(refused.err)
+    assert cluster.pods(job) == before
+
+    wait_for("bob's lease to expire", lambda: datetime.now(UTC) >= expires, timeout=30)
+    ant.ok("rollout", job, "--yes")
+    cluster.wait_ready(job, 2, revision=new)
+    assert LEASE not in annotations(cluster, job)
