@@ -31,10 +31,11 @@ def annotations(view: Cluster, job: str) -> dict[str, str]:
     return dict(view.statefulset(job).metadata.annotations or {})
 
 
-def one_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
+def error_line(err: str) -> str:
+    """The one error line on stderr (info lines may come before it)."""
+    errors = [line for line in err.splitlines() if line.startswith("ant: error:")]
+    assert len(errors) == 1, err
+    return errors[0]
 
 
 def test_old_pods_stuck_unavailable_are_replaced_first_without_waiting(
@@ -76,12 +77,12 @@ def test_replicas_beyond_the_job_are_refused_before_anything_is_expanded(
     started = time.monotonic()
     refused = ant("rollout", job, "--replicas", "0-9999999", "--dry-run")
     assert refused.code == ExitCode.USAGE, str(refused)
-    assert f"--replicas: 2-9999999 out of range: {job} has replicas 0-1" in one_line(refused.err)
+    assert f"--replicas: 2-9999999 out of range: {job} has replicas 0-1" in error_line(refused.err)
     assert time.monotonic() - started < 5, "the range was expanded"
 
     huge = ant("rollout", job, "--replicas", "0-99999999999999999999", "--dry-run")
     assert huge.code == ExitCode.USAGE, str(huge)
-    assert "beyond any job's size" in one_line(huge.err)
+    assert "beyond any job's size" in error_line(huge.err)
 
 
 def test_two_rollouts_of_one_job_one_holds_the_lease(
@@ -101,7 +102,7 @@ def test_two_rollouts_of_one_job_one_holds_the_lease(
     assert lease["pid"] == first.pid
     second = ant("rollout", job, "--yes")
     assert second.code == ExitCode.CONFLICT, str(second)
-    line = one_line(second.err)
+    line = error_line(second.err)
     assert f"job {job} is being rolled out by {lease['user']} on {lease['host']}" in line
     assert f"(pid {first.pid}) until {lease['expiresAt']}" in line
 
@@ -133,7 +134,8 @@ def test_a_lease_held_on_another_machine_holds_until_it_expires(ant: Ant, cluste
 
     refused = ant("rollout", job, "--yes")
     assert refused.code == ExitCode.CONFLICT, str(refused)
-    assert f"rolled out by bob on elsewhere.invalid (pid 42) until {stamp}" in one_line(refused.err)
+    line = error_line(refused.err)
+    assert f"rolled out by bob on elsewhere.invalid (pid 42) until {stamp}" in line
     assert cluster.pods(job) == before
 
     wait_for("bob's lease to expire", lambda: datetime.now(UTC) >= expires, timeout=30)
