@@ -3,8 +3,8 @@
 The same query ant makes against the API server (StatefulSets and pods by ant's label
 selector, optionally one user's), answered from the store's indexes and joined by
 ``ant.jobs.model.jobs_from``, so a row's status follows exactly the rules ``ant list``
-applies. The preemption tally is brought up to date in memory from the cached
-``Preempted`` events, as ``ant list`` does (the cache never writes it back: it only reads).
+applies. The preemption count is advanced in memory by the cached ``Preempted`` events,
+as ``ant list`` does (a read never writes it back).
 
 Two views: ``table`` (the columns of ``ant list``'s table) and ``full`` (also every label
 and annotation of the StatefulSet, from which the client derives the rest of a job for
@@ -69,7 +69,7 @@ def compute(
 def _tally_preemptions(
     store: Store, namespace: str | None, jobs: list[Job], pods: Sequence[Any], *, events: bool
 ) -> list[Job]:
-    """Each job's preemption count as ``ant list`` would compute (and persist) it."""
+    """Each job's preemption count as ``ant list -o wide`` computes it."""
     from ant.jobs import queue
 
     preempted: list[Any] = []

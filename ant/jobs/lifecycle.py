@@ -135,8 +135,8 @@ def list_jobs(
 ) -> list[Job]:
     """Jobs in a namespace (``None``: all), optionally one user's, by label query.
 
-    ``track_preemptions``: also list the scope's Preempted events and bring each job's
-    preemption tally up to date (``ant.jobs.queue.record_preemptions``).
+    ``track_preemptions``: also list the scope's Preempted events and advance each job's
+    preemption count with them, in memory (``ant.jobs.queue.tally_preemptions``).
     """
     from ant.jobs import queue as jobqueue
 
@@ -154,7 +154,7 @@ def list_jobs(
         jobs = jobs_from(statefulsets.result().items, pods.result().items)
         if events is None:
             return jobs
-        return jobqueue.record_preemptions(client, jobs, events.result(), pods.result().items)
+        return jobqueue.tally_preemptions(jobs, events.result(), pods.result().items)
 
 
 def get_statefulset(client: Client, namespace: str, name: str, *, any_owner: bool = False) -> Any:
@@ -178,8 +178,11 @@ def get_job(client: Client, namespace: str, name: str) -> Job:
     return job_from(sts, pods.items)
 
 
-def job_events(client: Client, job: Job, limit: int = 20) -> list[Event]:
-    """Recent events of the StatefulSet and its pods, oldest first."""
+def with_events(client: Client, job: Job, limit: int = 20) -> tuple[Job, list[Event]]:
+    """The job with its preemption count advanced by its pods' ``Preempted`` events (in
+    memory), and the recent events of the StatefulSet and its pods, oldest first."""
+    from ant.jobs.queue import tally_preemptions
+
     pod_names = {p.pod for p in job.pods} | {f"{job.name}-{i}" for i in range(job.replicas)}
     with ThreadPoolExecutor(max_workers=2) as pool:
         own = pool.submit(
@@ -191,12 +194,13 @@ def job_events(client: Client, job: Job, limit: int = 20) -> list[Event]:
         of_pods = pool.submit(
             client.list, r.EVENTS, job.namespace, field_selector="involvedObject.kind=Pod"
         )
+        pod_events = of_pods.result().items
         items = [*own.result().items] + [
-            e for e in of_pods.result().items if e.involvedObject.name in pod_names
+            e for e in pod_events if e.involvedObject.name in pod_names
         ]
     events = [_event(e) for e in items]
     events.sort(key=lambda e: e.time)
-    return events[-limit:]
+    return tally_preemptions([job], pod_events)[0], events[-limit:]
 
 
 def _event(e: Any) -> Event:

@@ -17,22 +17,19 @@ run concurrently and joined in memory:
   the pods in scope request, scheduled and pending.
 
 Preemptions. When the scheduler preempts a pod, it gives the victim a ``DisruptionTarget``
-condition (reason ``PreemptionByScheduler``), deletes it, and records a ``Preempted``
-event on it; the StatefulSet then creates a new pod, which waits. Pods are recreated and
-events expire (1 h by default), so the job's StatefulSet keeps the tally:
-``ant.dev/preemptions`` (how many times the job was preempted) and
-``ant.dev/last-preempted-at`` (the newest preemption counted, microseconds).
+condition (reason ``PreemptionByScheduler``), deletes it, and records a ``Preempted`` event
+on it; the StatefulSet then creates a new pod, which waits. A *time* the job was preempted
+is one burst of preemptions: victims of one job less than ``PREEMPTION_GAP`` apart count
+once (a 16-pod job losing all its pods to one high-priority job was preempted once, not
+16 times).
 
-*Who writes it*: every read that can see it, cheaply and idempotently: ``ant list``,
-``ant show`` and ``ant queue`` list the ``Preempted`` pod events in their scope (one
-more LIST, with a field selector), merge them with the pods' ``DisruptionTarget``
-conditions by pod uid, and patch the StatefulSets whose tally lags, with a
-resourceVersion precondition (a conflict is retried once on a fresh read; a refusal
-is ignored: the count shown is computed either way). Counting is idempotent because
-only preemptions newer than ``last-preempted-at`` count. A *time* the job was
-preempted is one burst of preemptions: victims of one job less than
-``PREEMPTION_GAP`` apart count once (a 16-pod job losing all its pods to one
-high-priority job was preempted once, not 16 times).
+A read never writes. The count a read shows is the tally on the StatefulSet
+(``ant.dev/preemptions`` and ``ant.dev/last-preempted-at``, kept by a writer that watches
+all the time, such as an ant controller), advanced in memory by the preemptions the read
+can still see: ``Preempted`` events (one LIST with a field selector, made only when the
+output shows the count; events expire, after 1 h by default) merged by pod uid with the
+pods' ``DisruptionTarget`` conditions. Counting is idempotent: only preemptions newer than
+``last-preempted-at`` are added, so a tally and the events it was made from agree.
 """
 
 from __future__ import annotations
@@ -45,10 +42,10 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-from ant.errors import AntError, Conflict, Forbidden, ValidationError
+from ant.errors import Forbidden, ValidationError
 from ant.jobs import schema
 from ant.jobs.documents import rfc3339
-from ant.jobs.model import Job, JobStatus, job_from, jobs_from, parse_time
+from ant.jobs.model import Job, JobStatus, jobs_from, parse_time
 from ant.jobs.spec import GPU_RESOURCE, TPU_RESOURCE
 from ant.kube import resources as r
 from ant.kube.client import Client
@@ -120,9 +117,12 @@ def get_queue(
     *,
     user_label: str | None = None,
     resources: Sequence[str] = (),
-    track_preemptions: bool = True,
+    track_preemptions: bool = False,
 ) -> Queue:
-    """The waiting jobs in ``namespace`` (None: all), optionally only one user's."""
+    """The waiting jobs in ``namespace`` (None: all), optionally only one user's.
+
+    ``track_preemptions``: also list the Preempted events, to count preemptions (in memory).
+    """
     with ThreadPoolExecutor(max_workers=5) as pool:
         statefulsets = pool.submit(
             client.list, r.STATEFULSETS, namespace, label_selector=schema.mine_selector()
@@ -135,7 +135,7 @@ def get_queue(
         ant_pods = [p for p in pod_items if _is_ant_pod(p)]
         jobs = jobs_from(statefulsets.result().items, ant_pods)
         if events is not None:
-            jobs = record_preemptions(client, jobs, events.result(), ant_pods)
+            jobs = tally_preemptions(jobs, events.result(), ant_pods)
         node_items = nodes.result()
         queue = build_queue(
             statefulsets.result().items,
@@ -421,26 +421,6 @@ def tally_preemptions(
     return [_with_tally(job, times.get((job.namespace, job.name), ())) for job in jobs]
 
 
-def record_preemptions(
-    client: Client, jobs: Sequence[Job], events: Iterable[Any], pods: Iterable[Any] = ()
-) -> list[Job]:
-    """``jobs`` with their preemption tally brought up to date, persisting what changed."""
-    times = _preemption_times(events, pods)
-    out = list(jobs)
-    stale: list[tuple[Job, Sequence[datetime]]] = []
-    for i, job in enumerate(jobs):
-        job_times = times.get((job.namespace, job.name), ())
-        updated = _with_tally(job, job_times)
-        if updated is not job:
-            stale.append((job, job_times))
-            out[i] = updated
-    if stale:
-        with ThreadPoolExecutor(max_workers=min(8, len(stale))) as pool:
-            for _ in pool.map(lambda pair: _persist(client, *pair), stale):
-                pass
-    return out
-
-
 def _preemption_times(
     events: Iterable[Any], pods: Iterable[Any]
 ) -> dict[tuple[str, str], list[datetime]]:
@@ -465,32 +445,6 @@ def _tally_annotations(count: int, last: datetime | None) -> dict[str, str]:
     return {schema.PREEMPTIONS: str(count), schema.LAST_PREEMPTED_AT: stamp}
 
 
-def _persist(client: Client, job: Job, times: Sequence[datetime]) -> None:
-    """Merge-patch the tally with a resourceVersion precondition; one retry on conflict."""
-    for attempt in range(2):
-        updated = _with_tally(job, times)
-        if updated is job:
-            return
-        patch = {
-            "metadata": {
-                "resourceVersion": job.resource_version,
-                "annotations": _tally_annotations(updated.preemptions, updated.last_preempted_at),
-            }
-        }
-        try:
-            client.patch(r.STATEFULSETS, job.name, patch, job.namespace)
-            return
-        except Conflict:
-            if attempt:
-                return
-            try:
-                job = job_from(client.get(r.STATEFULSETS, job.name, job.namespace), [])
-            except AntError:
-                return
-        except AntError:
-            return  # not ours to write (403), gone, unreachable: the count shown is computed
-
-
 def job_of_pod(pod_name: str) -> str:
     """``bert-12`` -> ``bert``: a StatefulSet pod's job; empty for other names."""
     job, _, ordinal = pod_name.rpartition("-")
@@ -509,8 +463,3 @@ def _event_time(e: Any) -> datetime | None:
         if found is not None:
             return found
     return None
-
-
-def refresh_preemptions(client: Client, job: Job) -> Job:
-    """One job's tally brought up to date from its namespace's Preempted events (ant show)."""
-    return record_preemptions(client, [job], preemption_events(client, job.namespace))[0]

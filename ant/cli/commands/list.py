@@ -80,7 +80,11 @@ def list_jobs(
             if mine and owner is None:
                 owner = whoami(app.client).label
             jobs = query(
-                app.client, namespace, user_label=owner, selector=selector, track_preemptions=True
+                app.client,
+                namespace,
+                user_label=owner,
+                selector=selector,
+                track_preemptions=output not in (OutputFormat.table, OutputFormat.name),
             )
         jobs = [
             j

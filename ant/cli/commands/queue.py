@@ -44,8 +44,15 @@ def queue(
         raise UsageError("--all-users and --user contradict each other")
     namespace = None if all_namespaces else app.namespace
     owner = None if all_users else (user_label(user) if user else whoami(app.client).label)
-    # Reads go through the ant cache when one is configured; writes still reach the API server.
-    found = get_queue(app.reader, namespace, user_label=owner, resources=resource or ())
+    # Through the ant cache when one is configured. Only wide, json and yaml show the
+    # preemption count, so only they list the Preempted events.
+    found = get_queue(
+        app.reader,
+        namespace,
+        user_label=owner,
+        resources=resource or (),
+        track_preemptions=output is not OutputFormat.table,
+    )
     if output is OutputFormat.json:
         app.terminal.json(documents.queue(found))
     elif output is OutputFormat.yaml:

@@ -20,13 +20,11 @@ def show(
 ) -> None:
     from ant.cli import views
     from ant.jobs.documents import job_details
-    from ant.jobs.lifecycle import get_job, job_events
-    from ant.jobs.queue import refresh_preemptions
+    from ant.jobs.lifecycle import get_job, with_events
 
     app: App = ctx.obj
     found = get_job(app.reader, app.namespace, job)
-    found = refresh_preemptions(app.reader, found)  # also persists the preemption tally
-    events = job_events(app.reader, found)
+    found, events = with_events(app.reader, found)
     if output is OutputFormat.table:
         views.render_job_details(app.terminal, found, events)
     elif output is OutputFormat.json:
