@@ -57,7 +57,7 @@ from ant.jobs.model import Job, JobStatus, from_metadata
 from ant.kube import codec
 from ant.kube import resources as r
 from ant.kube.client import Client, ObjectList, Resource, api_path
-from ant.kube.config import KubeConfig
+from ant.kube.config import KubeConfig, user_cache_dir
 from ant.kube.transport import ACCEPT_PROTOBUF, Deadline, RetryPolicy, Transport
 
 T = TypeVar("T")
@@ -142,8 +142,7 @@ def cache_transport(
 
 
 def last_write_file(env: Mapping[str, str]) -> Path:
-    base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
-    return Path(base) / "ant" / "last-write.json"
+    return user_cache_dir(env) / "last-write.json"
 
 
 def write_key(kubeconfig: KubeConfig) -> str:

@@ -11,6 +11,7 @@ from ant.cli.environment import Environment
 from ant.cli.terminal import Terminal
 
 if TYPE_CHECKING:
+    from ant.jobs.identity import Identity, IdentityCache
     from ant.kube.client import Client
     from ant.kube.config import KubeConfig
 
@@ -67,7 +68,25 @@ class App:
         warning = codec.check_upb()
         if warning:
             self.terminal.warn(warning)
-        return Client(Transport.from_kubeconfig(self.kubeconfig, deadline=self.deadline))
+        transport = Transport.from_kubeconfig(self.kubeconfig, deadline=self.deadline)
+        transport.on_denied = self.identity_cache.forget
+        return Client(transport)
+
+    @cached_property
+    def identity_cache(self) -> IdentityCache:
+        """This server and credential's remembered identity (ant.jobs.identity)."""
+        from ant.jobs.identity import IdentityCache
+        from ant.kube.config import credential_key, user_cache_dir
+
+        key = credential_key(self.kubeconfig)
+        return IdentityCache(user_cache_dir(self.env.vars) / "identity" / f"{key}.json")
+
+    def identity(self) -> Identity:
+        """Who the API server says the user is, for reads: remembered for a few minutes
+        (writes that record the user ask ``ant.jobs.identity.whoami`` afresh)."""
+        from ant.jobs.identity import whoami
+
+        return whoami(self.client, self.identity_cache)
 
     @cached_property
     def reader(self) -> Client:

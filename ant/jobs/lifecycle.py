@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +31,7 @@ from ant.errors import (
 from ant.jobs import schema
 from ant.jobs.documents import rfc3339
 from ant.jobs.manifest import Manifests
-from ant.jobs.model import Job, job_from, jobs_from
+from ant.jobs.model import Job, job_from, job_from_status, jobs_from, settled
 from ant.jobs.podwatch import Pods, PodTracker, is_ready
 from ant.kube import resources as r
 from ant.kube.client import Client
@@ -132,29 +132,43 @@ def list_jobs(
     user_label: str | None = None,
     selector: str | None = None,
     track_preemptions: bool = False,
+    summary_only: bool = False,
 ) -> list[Job]:
     """Jobs in a namespace (``None``: all), optionally one user's, by label query.
 
     ``track_preemptions``: also list the scope's Preempted events and advance each job's
     preemption count with them, in memory (``ant.jobs.queue.tally_preemptions``).
+    ``summary_only``: the caller shows no replicas or nodes, so the pods are listed only
+    when some StatefulSet's status cannot tell its summary (``model.settled``): one
+    request when every job is fully running, else a second one after the first.
     """
     from ant.jobs import queue as jobqueue
 
     label_selector = schema.mine_selector(user_label, selector)
     with ThreadPoolExecutor(max_workers=3) as pool:
+
+        def list_pods() -> Future[Any]:
+            return pool.submit(client.list, r.PODS, namespace, label_selector=label_selector)
+
         statefulsets = pool.submit(
             client.list, r.STATEFULSETS, namespace, label_selector=label_selector
         )
-        pods = pool.submit(client.list, r.PODS, namespace, label_selector=label_selector)
+        pods = None if summary_only else list_pods()
         events = (
             pool.submit(jobqueue.preemption_events, client, namespace)
             if track_preemptions
             else None
         )
-        jobs = jobs_from(statefulsets.result().items, pods.result().items)
+        sts_items = statefulsets.result().items
+        pod_items: Sequence[Any] = ()
+        if pods is None and all(settled(s) for s in sts_items):
+            jobs = [job_from_status(s) for s in sts_items]
+        else:
+            pod_items = (pods or list_pods()).result().items
+            jobs = jobs_from(sts_items, pod_items)
         if events is None:
             return jobs
-        return jobqueue.tally_preemptions(jobs, events.result(), pods.result().items)
+        return jobqueue.tally_preemptions(jobs, events.result(), pod_items)
 
 
 def get_statefulset(client: Client, namespace: str, name: str, *, any_owner: bool = False) -> Any:

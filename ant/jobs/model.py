@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypedDict
@@ -160,6 +160,27 @@ def from_metadata(labels: Mapping[str, str], annotations: Mapping[str, str]) -> 
         "annotations": dict(annotations),
         "sweep": labels.get(schema.SWEEP, ""),
     }
+
+
+def settled(sts: Any) -> bool:
+    """Whether a StatefulSet's own status tells all a job's summary needs, no pods read:
+    the controller has seen the current spec, and exactly the wanted pods exist, all
+    Ready (so scheduled, not failing) and on the update revision, none being deleted.
+    Its counts are the controller's, as of its last sync: milliseconds behind the pods."""
+    meta, status, want = sts.metadata, sts.status, sts.spec.replicas
+    return (
+        not meta.HasField("deletionTimestamp")
+        and status.observedGeneration >= meta.generation
+        and status.replicas == status.readyReplicas == status.updatedReplicas == want
+    )
+
+
+def job_from_status(sts: Any) -> Job:
+    """A ``settled`` StatefulSet's job from its status: Running, every replica Ready and
+    updated, nothing pending; its pods (and so ``nodes``) unknown."""
+    want = sts.spec.replicas
+    job = job_from(sts, ())
+    return replace(job, status=JobStatus.RUNNING, ready=want, pending=0, updated=want)
 
 
 def jobs_from(statefulsets: Sequence[Any], pods: Iterable[Any]) -> list[Job]:

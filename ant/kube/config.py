@@ -87,6 +87,31 @@ def kubeconfig_paths(explicit: str | None, env: Mapping[str, str]) -> list[Path]
     return [Path(home) / ".kube" / "config"]
 
 
+def user_cache_dir(env: Mapping[str, str]) -> Path:
+    """ant's own cache directory: ``$XDG_CACHE_HOME/ant``, else ``~/.cache/ant``."""
+    base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
+    return Path(base) / "ant"
+
+
+def credential_key(kc: KubeConfig) -> str:
+    """A hex SHA-256 naming this server and credential, for what ant remembers about them
+    on disk. It identifies the credential without holding it: never store the token."""
+    import hashlib
+    import json
+
+    user, plugin = kc.user, kc.user.exec
+    material = {
+        "server": kc.cluster.server,
+        "token": user.token,
+        "tokenFile": user.token_file,
+        "cert": user.client_cert_file,
+        "certData": user.client_cert_data.hex() if user.client_cert_data else None,
+        "exec": [plugin.command, plugin.args, plugin.env] if plugin else None,
+        "authProvider": user.auth_provider,
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def load(
     kubeconfig: str | None = None,
     context: str | None = None,

@@ -153,6 +153,8 @@ class Transport:
         self.retry = retry or RetryPolicy()
         self.deadline = deadline
         self._sleep = sleep
+        # Called before a 401 or 403 is raised (the CLI forgets the remembered identity).
+        self.on_denied: Callable[[], None] | None = None
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         # Passed on every request: requests lets $REQUESTS_CA_BUNDLE override a
@@ -306,6 +308,8 @@ class Transport:
                 )
                 attempt += 1
                 continue
+            if resp.status_code in (401, 403) and self.on_denied is not None:
+                self.on_denied()
             raise error_
 
     def _timeouts(

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+import stat
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ant.jobs.identity import Identity, user_label
+from ant.jobs.identity import Identity, IdentityCache, user_label
+from ant.kube.config import Cluster, KubeConfig, User, credential_key
 
 # Kubernetes' label value rule, written out independently of ant's own regex.
 K8S_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
@@ -113,3 +117,52 @@ def test_result_is_always_a_valid_label_value(username: str) -> None:
 @given(st.sets(usernames, min_size=2, max_size=40))
 def test_mapping_is_injective_on_samples(names: set[str]) -> None:
     assert len({user_label(n) for n in names}) == len(names)
+
+
+# ---- the remembered identity -----------------------------------------------------------
+ALICE = Identity("alice@example.com", "u-1", ("researchers", "system:authenticated"))
+
+
+def test_an_identity_is_remembered_for_its_ttl_only(tmp_path: Path) -> None:
+    cache = IdentityCache(tmp_path / "identity" / "key.json", ttl=300)
+    assert cache.load() is None
+    cache.store(ALICE, now=1000.0)
+    assert cache.load(now=1000.0) == ALICE
+    assert cache.load(now=1299.0) == ALICE
+    assert cache.load(now=1300.0) is None  # stale
+    assert cache.load(now=999.0) is None  # from the future: a clock went back
+    assert stat.S_IMODE(cache.path.stat().st_mode) == 0o600
+    cache.forget()
+    assert cache.load(now=1000.0) is None
+    cache.forget()  # forgetting twice is fine
+
+
+@pytest.mark.parametrize(
+    "content", ["", "{", "[]", '{"at": "x", "username": "a"}', '{"at": 1, "username": 3}']
+)
+def test_a_damaged_file_is_not_used(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "key.json"
+    path.write_text(content)
+    assert IdentityCache(path).load(now=1.0) is None
+
+
+def test_storing_where_nothing_can_be_written_is_not_an_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    IdentityCache(blocker / "sub" / "key.json").store(ALICE)  # parent is a file
+
+
+def kubeconfig(server: str = "https://k:6443", **user: Any) -> KubeConfig:
+    return KubeConfig(context="c", cluster=Cluster(server=server), user=User(**user))
+
+
+def test_the_key_names_server_and_credential_and_holds_neither() -> None:
+    key = credential_key(kubeconfig(token="s3cret-token"))
+    assert re.fullmatch(r"[0-9a-f]{64}", key)
+    assert key == credential_key(kubeconfig(token="s3cret-token"))
+    assert key != credential_key(kubeconfig(token="other-token"))
+    assert key != credential_key(kubeconfig("https://other:6443", token="s3cret-token"))
+    assert key != credential_key(kubeconfig(token_file="/var/run/token"))
+    assert credential_key(kubeconfig(client_cert_data=b"a")) != credential_key(
+        kubeconfig(client_cert_data=b"b")
+    )

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ant.jobs import documents
-from ant.jobs.model import JobStatus, job_from, jobs_from
+from ant.jobs.model import JobStatus, job_from, job_from_status, jobs_from, settled
 from ant.kube.convert import to_message
 from ant.kube.proto import apps_v1_pb2, core_v1_pb2
 
@@ -218,3 +218,40 @@ def test_a_just_created_statefulset_is_pending() -> None:
     sts.ClearField("status")
     job = job_from(sts, [])
     assert (job.status, job.pending, job.ready) == (JobStatus.PENDING, 4, 0)
+
+
+# ---- the summary from the StatefulSet's status alone (ant list's fast path) -------------
+def with_status(sts: Any, *, generation: int = 1, observed: int = 1, **counts: int) -> Any:
+    sts.metadata.generation = generation
+    sts.status.observedGeneration = observed
+    for name in ("replicas", "readyReplicas", "updatedReplicas"):
+        setattr(sts.status, name, counts.get(name, sts.spec.replicas))
+    return sts
+
+
+def test_a_fully_running_statefulset_tells_the_summary_without_pods() -> None:
+    sts = with_status(statefulset(replicas=2))
+    full = job_from(sts, [pod(0), pod(1, node="tpu-node-1")])
+    assert settled(sts)
+    fast = job_from_status(sts)
+    assert fast.pods == ()
+    assert documents.job_item(fast) == documents.job_item(full)
+    assert (fast.status, fast.ready, fast.pending, fast.updated) == (JobStatus.RUNNING, 2, 0, 2)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"readyReplicas": 1},  # a pod not Ready: Pending, Partial or Degraded, pods tell
+        {"updatedReplicas": 1},  # a pod on an old revision: Updating
+        {"replicas": 3},  # a pod being deleted, or one too many
+        {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1},  # a pod missing
+        {"observed": 0},  # the controller has not seen the current spec
+    ],
+)
+def test_a_statefulset_that_cannot_tell_needs_its_pods(change: dict[str, int]) -> None:
+    assert not settled(with_status(statefulset(replicas=2), **change))
+
+
+def test_a_terminating_statefulset_needs_its_pods() -> None:
+    assert not settled(with_status(statefulset(replicas=2, deleting=True)))

@@ -16,6 +16,7 @@ import pytest
 from ant.errors import (
     ConnectError,
     ExitCode,
+    Forbidden,
     Gone,
     Invalid,
     NotFound,
@@ -220,6 +221,19 @@ def test_a_second_401_is_final(server, tmp_path):
     with pytest.raises(Unauthorized):
         transport(server, [], auth=auth).request("GET", "/api/v1/pods")
     assert len(server.seen) == 2
+
+
+@pytest.mark.parametrize(("code", "error"), [(401, Unauthorized), (403, Forbidden)])
+def test_a_final_denial_is_reported_before_it_is_raised(server, code, error):
+    server.replies += [respond(code, status_body(code, error.__name__, "no")), respond(200, b"{}")]
+    denied: list[int] = []
+    t = transport(server, [])
+    t.on_denied = lambda: denied.append(len(server.seen))
+    with pytest.raises(error):
+        t.request("GET", "/api/v1/pods")
+    assert denied == [1]
+    t.request("GET", "/api/v1/pods")  # a success reports nothing
+    assert denied == [1]
 
 
 def test_list_follows_continue_and_restarts_when_the_token_expires(server):

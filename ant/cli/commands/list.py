@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 HELP = """List jobs: yours in the current namespace, unless told otherwise.
 
-One label query for StatefulSets and one for pods, joined in memory."""
+One label query for StatefulSets, and one for pods when some job is not fully running
+(always with -o wide), joined in memory."""
 
 
 def list_jobs(
@@ -49,7 +50,7 @@ def list_jobs(
     from ant.cli import views
     from ant.errors import UsageError
     from ant.jobs.documents import job_list
-    from ant.jobs.identity import user_label, whoami
+    from ant.jobs.identity import user_label
     from ant.jobs.lifecycle import list_jobs as query
 
     app: App = ctx.obj
@@ -78,13 +79,14 @@ def list_jobs(
         jobs = None if watch else _from_cache(app, namespace, owner, mine, selector, statuses, view)
         if jobs is None:
             if mine and owner is None:
-                owner = whoami(app.client).label
+                owner = app.identity().label
             jobs = query(
                 app.client,
                 namespace,
                 user_label=owner,
                 selector=selector,
                 track_preemptions=output not in (OutputFormat.table, OutputFormat.name),
+                summary_only=output is not OutputFormat.wide,
             )
         jobs = [
             j
@@ -122,7 +124,7 @@ def list_jobs(
 
     app.deadline.per_call()  # runs until stopped: each call gets the whole deadline
     if mine and owner is None:
-        owner = whoami(app.client).label
+        owner = app.identity().label
     _watch(app, namespace, mine_selector(owner, selector), fetch, render)
 
 

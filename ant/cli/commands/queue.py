@@ -36,14 +36,14 @@ def queue(
     from ant.cli import views
     from ant.errors import UsageError
     from ant.jobs import documents
-    from ant.jobs.identity import user_label, whoami
+    from ant.jobs.identity import user_label
     from ant.jobs.queue import get_queue
 
     app: App = ctx.obj
     if all_users and user:
         raise UsageError("--all-users and --user contradict each other")
     namespace = None if all_namespaces else app.namespace
-    owner = None if all_users else (user_label(user) if user else whoami(app.client).label)
+    owner = None if all_users else (user_label(user) if user else app.identity().label)
     # Through the ant cache when one is configured. Only wide, json and yaml show the
     # preemption count, so only they list the Preempted events.
     found = get_queue(
