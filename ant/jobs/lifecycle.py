@@ -1,7 +1,8 @@
 """Submitting, reading, restarting and deleting jobs.
 
 Reads are label queries: one LIST of StatefulSets and one of pods per
-namespace scope, run concurrently and joined in memory; never a call per job.
+namespace scope (the pods only when needed, see ``list_jobs``), joined in memory;
+never a call per job, and never a write.
 Writes never leave half a job behind: a submit is validated, dry-run on the
 server, and rolled back if its second object cannot be created.
 """
