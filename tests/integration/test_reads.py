@@ -99,9 +99,9 @@ def test_a_read_only_user_reads_everything_and_writes_nothing(
     read("logs", name)
 
     submitted = ant("submit", "-n", RESEARCH, "--name", unique("no"), "--image", "x", user="viewer")
-    assert submitted.code == ExitCode.FORBIDDEN, str(submitted)
+    assert submitted.code == ExitCode.UNAUTHORIZED, str(submitted)
     deleted = ant("delete", "-n", RESEARCH, name, "--yes", user="viewer")
-    assert deleted.code == ExitCode.FORBIDDEN, str(deleted)
+    assert deleted.code == ExitCode.UNAUTHORIZED, str(deleted)
     # Nothing above wrote: the job is exactly as it was.
     assert statefulset(devcluster, RESEARCH, name).metadata.resource_version == before
 
@@ -134,7 +134,7 @@ def test_ant_list_asks_who_you_are_once_and_lists_pods_only_when_needed(
 
     # A 403 forgets who alice is (her rights may have changed): the next read asks again.
     denied = ant("-vv", "list", "-n", "kube-system")
-    assert denied.code == ExitCode.FORBIDDEN, str(denied)
+    assert denied.code == ExitCode.UNAUTHORIZED, str(denied)
     after = ant.ok("-vv", "list", "-n", namespace)
     assert requests_made(after)[0] == ("POST", "selfsubjectreviews")
 
