@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -57,7 +56,7 @@ from ant.jobs.model import Job, JobStatus, from_metadata
 from ant.kube import codec
 from ant.kube import resources as r
 from ant.kube.client import Client, ObjectList, Resource, api_path
-from ant.kube.config import KubeConfig, user_cache_dir
+from ant.kube.config import KubeConfig, user_cache_dir, write_private
 from ant.kube.transport import ACCEPT_PROTOBUF, Deadline, RetryPolicy, Transport
 
 T = TypeVar("T")
@@ -156,12 +155,7 @@ def record_write(path: Path, key: str, resource_version: str, now: float | None 
     now = time.time() if now is None else now
     entries = {k: v for k, v in _read(path).items() if now - float(v.get("at", 0)) < WRITE_WINDOW}
     entries[key] = {"resourceVersion": resource_version, "at": now}
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(entries, fh)
-    tmp.replace(path)
+    write_private(path, json.dumps(entries))
 
 
 def newest(resource_versions: Iterable[str]) -> str:

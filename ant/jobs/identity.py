@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from pathlib import Path
 
 from ant.kube import resources
 from ant.kube.client import Client
+from ant.kube.config import write_private
 
 IDENTITY_TTL = 300.0  # seconds a remembered identity is used
 LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
@@ -104,13 +104,8 @@ class IdentityCache:
             "uid": identity.uid,
             "groups": list(identity.groups),
         }
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                json.dump(entry, fh)
-            tmp.replace(self.path)
+            write_private(self.path, json.dumps(entry))
         except OSError:
             return
 

@@ -93,6 +93,17 @@ def user_cache_dir(env: Mapping[str, str]) -> Path:
     return Path(base) / "ant"
 
 
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` at once, readable by its owner only (0600, in a 0700
+    directory when it makes one): for what ant remembers under ``user_cache_dir``."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    tmp.replace(path)
+
+
 def credential_key(kc: KubeConfig) -> str:
     """A hex SHA-256 naming this server and credential, for what ant remembers about them
     on disk. It identifies the credential without holding it: never store the token."""
