@@ -4,9 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# `make cluster-up KUEUE=1` also starts Kueue (built on first use).
+KUEUE ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install devcluster cluster-up cluster-down demo test unit lint proto proto-check \
+.PHONY: help install devcluster devcluster-kueue cluster-up cluster-down demo test unit lint proto proto-check \
         completions completions-check docs-check bench clean
 
 help:  ## List the targets
@@ -23,8 +25,11 @@ install: $(STAMP)  ## Install ant and its dev tools into .venv
 devcluster:  ## Build the dev cluster's binaries (cached under ~/.cache/ant; rebuilt only when missing)
 	devcluster/build.sh
 
-cluster-up: install devcluster  ## Start the dev cluster in the background (idempotent); prints the kubeconfig path
-	$(BIN)/python devcluster/cluster.py up
+devcluster-kueue:  ## Build Kueue, the dev cluster's optional component (cached; ~10 min cold)
+	devcluster/build.sh kueue
+
+cluster-up: install devcluster $(if $(KUEUE),devcluster-kueue)  ## Start the dev cluster in the background (idempotent; KUEUE=1 adds Kueue); prints the kubeconfig path
+	$(BIN)/python devcluster/cluster.py up $(if $(KUEUE),--kueue)
 
 cluster-down:  ## Stop every dev cluster process and remove its state
 	$(PYTHON) devcluster/cluster.py down
@@ -56,7 +61,7 @@ completions-check: install  ## Fail when completions/ differs from the app
 unit: install  ## Tests that need no cluster
 	$(BIN)/pytest -m 'not cluster' $(PYTEST_ARGS)
 
-test: install devcluster  ## Everything: lint, drift checks, unit and integration tests against the dev cluster
+test: install devcluster devcluster-kueue  ## Everything: lint, drift checks, unit and integration tests against the dev cluster
 	$(MAKE) lint proto-check completions-check
 	$(BIN)/pytest $(PYTEST_ARGS)
 

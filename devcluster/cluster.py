@@ -56,6 +56,8 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 # Start order; `down` stops them in reverse (etcd last).
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 BINARIES = (*COMPONENTS, "kubectl")
+# Started only when asked for (`up --kueue`, kueue_component.py); stopped first by `down`.
+OPTIONAL_COMPONENTS = ("kueue",)
 
 # Fixed, uncommon loopback ports below Linux's ephemeral range (32768+): a block
 # starting at ANT_DEVCLUSTER_PORT_BASE, each overridable on its own.
@@ -181,13 +183,9 @@ class Layout:
         return self.pki / f"{name}.key"
 
 
-def resolve_ports() -> dict[str, int]:
+def resolve_ports(offsets: dict[str, int] = PORT_OFFSETS) -> dict[str, int]:
     base = int(os.environ.get("ANT_DEVCLUSTER_PORT_BASE", DEFAULT_PORT_BASE))
-    ports = {}
-    for name, offset in PORT_OFFSETS.items():
-        env = "ANT_DEVCLUSTER_" + name.upper().replace("-", "_") + "_PORT"
-        ports[name] = int(os.environ.get(env, base + offset))
-    return ports
+    return {name: int(os.environ.get(port_env_var(name), base + o)) for name, o in offsets.items()}
 
 
 def port_env_var(name: str) -> str:
@@ -257,7 +255,7 @@ def is_ours(pid: int, layout: Layout) -> bool:
 
 def recorded_pids(layout: Layout) -> dict[str, int]:
     pids = {}
-    for component in COMPONENTS:
+    for component in (*COMPONENTS, *OPTIONAL_COMPONENTS):
         try:
             pids[component] = int(layout.pid_file(component).read_text().strip())
         except (OSError, ValueError):
@@ -276,7 +274,7 @@ def stray_pids(layout: Layout, known: set[int]) -> list[int]:
         if pid in known or pid == os.getpid():
             continue
         cmd = _proc_cmdline(pid)
-        if not cmd or Path(cmd[0]).name not in BINARIES:
+        if not cmd or Path(cmd[0]).name not in (*BINARIES, *OPTIONAL_COMPONENTS):
             continue
         if any(marker in arg for arg in cmd[1:]) and not _is_zombie(pid):
             found.append(pid)
@@ -317,9 +315,17 @@ def stop_all(layout: Layout) -> int:
     """Stop every process of this cluster: recorded ones in reverse start order, then strays."""
     pids = recorded_pids(layout)
     stopped = 0
+    if "kueue" in pids:
+        import kueue_component  # its webhooks go before it does
+
+        kueue_component.unregister(layout)
     # Clients first, then the apiserver, etcd last.
     phases = [
-        [pids[c] for c in ("kwok", "kube-scheduler", "kube-controller-manager") if c in pids],
+        [
+            pids[c]
+            for c in ("kueue", "kwok", "kube-scheduler", "kube-controller-manager")
+            if c in pids
+        ],
         [pids[c] for c in ("kube-apiserver",) if c in pids],
         [pids[c] for c in ("etcd",) if c in pids],
     ]
@@ -401,6 +407,7 @@ def http(
     ca: Path | None = None,
     token: str | None = None,
     body: Any = None,
+    content_type: str = "application/json",
     timeout: float = 5,
 ) -> tuple[int, bytes]:
     """One request, proxies ignored; returns (status, body). Raises OSError when unreachable."""
@@ -413,7 +420,7 @@ def http(
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     if data is not None:
-        req.add_header("Content-Type", "application/json")
+        req.add_header("Content-Type", content_type)
     req.add_header("Accept", "application/json")
     try:
         with opener.open(req, timeout=timeout) as resp:
@@ -1108,7 +1115,7 @@ def healthy(layout: Layout, patience: float = 60.0) -> bool:
     if not info:
         return False
     pids = recorded_pids(layout)
-    if set(pids) != set(COMPONENTS) or not all(is_ours(p, layout) for p in pids.values()):
+    if not all(c in pids and is_ours(pids[c], layout) for c in COMPONENTS):
         return False
     deadline = time.monotonic() + patience
     while True:
@@ -1271,7 +1278,40 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through start_cluster, which stops what it started
 
 
-def cmd_up(layout: Layout) -> int:
+def ensure_cluster(layout: Layout) -> None:
+    """Reuse a healthy cluster of this or a newer REVISION, else start a fresh one."""
+    running = (read_cluster_json(layout) or {}).get("revision", 0)
+    if healthy(layout):
+        if running >= REVISION:
+            return
+        log(f"the running cluster is of revision {running}; replacing it with {REVISION}")
+    elif layout.state.exists():
+        log(f"found a stopped or broken cluster in {layout.state}; starting a fresh one")
+    if layout.state.exists():
+        stop_all(layout)
+        shutil.rmtree(layout.state)
+    node_count = int(os.environ.get("ANT_DEVCLUSTER_NODES", "8"))
+    bin_dir = resolve_bin_dir()
+    ports = resolve_ports()
+    check_ports(ports)
+    start_cluster(layout, bin_dir, ports, node_count)
+
+
+def ensure_kueue(layout: Layout) -> None:
+    import kueue_component
+
+    try:
+        kueue_component.start(layout)
+    except BaseException:
+        # Leave the cluster as it was: no webhooks pointing at a manager that is not there.
+        kueue_component.unregister(layout)
+        pid = recorded_pids(layout).get("kueue")
+        if pid is not None:
+            stop_pids([pid], layout)
+        raise
+
+
+def cmd_up(layout: Layout, kueue: bool = False) -> int:
     try:
         import cryptography  # noqa: F401
     except ImportError:
@@ -1280,23 +1320,10 @@ def cmd_up(layout: Layout) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     with locked(layout):
-        running = (read_cluster_json(layout) or {}).get("revision", 0)
-        if healthy(layout):
-            if running >= REVISION:
-                print(layout.kubeconfig)
-                return 0
-            log(f"the running cluster is of revision {running}; replacing it with {REVISION}")
-        elif layout.state.exists():
-            log(f"found a stopped or broken cluster in {layout.state}; starting a fresh one")
-        if layout.state.exists():
-            stop_all(layout)
-            shutil.rmtree(layout.state)
-        node_count = int(os.environ.get("ANT_DEVCLUSTER_NODES", "8"))
         try:
-            bin_dir = resolve_bin_dir()
-            ports = resolve_ports()
-            check_ports(ports)
-            start_cluster(layout, bin_dir, ports, node_count)
+            ensure_cluster(layout)
+            if kueue:
+                ensure_kueue(layout)
         except StartError as err:
             log(f"failed to start {err.component}: {err}")
             log_path = layout.log_file(err.component)
@@ -1346,7 +1373,8 @@ def cmd_status(layout: Layout) -> int:
         print(f"  server:     {info['server']}")
         print(f"  kubeconfig: {info['kubeconfig']}")
     all_up = True
-    for component in COMPONENTS:
+    optional = [c for c in OPTIONAL_COMPONENTS if c in pids]
+    for component in (*COMPONENTS, *optional):
         pid = pids.get(component)
         running = pid is not None and is_ours(pid, layout)
         all_up &= running
@@ -1440,6 +1468,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["up", "down", "status", "env", "restart-apiserver"])
     parser.add_argument(
+        "--kueue",
+        action="store_true",
+        help="up: also start Kueue (built on first use; see docs/development.md)",
+    )
+    parser.add_argument(
         "--down-seconds",
         type=float,
         default=0.0,
@@ -1449,9 +1482,13 @@ def main(argv: list[str] | None = None) -> int:
     layout = Layout(default_state_dir())
     if args.command == "restart-apiserver":
         return cmd_restart_apiserver(layout, args.down_seconds)
-    commands = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env}
+    if args.command == "up":
+        return cmd_up(layout, kueue=args.kueue)
+    commands = {"down": cmd_down, "status": cmd_status, "env": cmd_env}
     return commands[args.command](layout)
 
 
 if __name__ == "__main__":
+    # kueue_component imports `cluster`: let it find this module, not load a second copy.
+    sys.modules.setdefault("cluster", sys.modules["__main__"])
     sys.exit(main())

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates the Go wrapper modules (devcluster/{kubernetes,etcd,kwok}/go.mod
-# and go.sum) from the versions pinned in versions.env.
+# Regenerates the Go wrapper modules (devcluster/{kubernetes,etcd,kwok,kueue}/go.mod
+# and go.sum) from the versions pinned in versions.env: all of them, or those named
+# (`gen-gomod.sh kueue`).
 #
 # k8s.io/kubernetes requires its staging modules at v0.0.0, which no proxy
 # serves; its own go.mod maps them to ./staging/src/k8s.io/X. We derive one
@@ -29,28 +30,44 @@ write_module() { # dir module-path go-directive tools...
   } >"$here/$dir/go.mod"
 }
 
-write_module kubernetes ant.dev/devcluster/kubernetes \
-  k8s.io/kubernetes/cmd/kube-apiserver \
-  k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler \
-  k8s.io/kubernetes/cmd/kubectl
-upstream_mod=$(cd "$here/kubernetes" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
-{
-  echo
-  echo "require k8s.io/kubernetes $K8S_VERSION"
-  echo
-  echo "replace ("
-  grep -E '^\s*k8s\.io/[^ ]+ => \./staging/src/' "$upstream_mod" |
-    awk -v v="$staging_version" '{ print "\t" $1 " => " $1 " " v }'
-  echo ")"
-} >>"$here/kubernetes/go.mod"
+gen_kubernetes() {
+  write_module kubernetes ant.dev/devcluster/kubernetes \
+    k8s.io/kubernetes/cmd/kube-apiserver \
+    k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler \
+    k8s.io/kubernetes/cmd/kubectl
+  local upstream_mod
+  upstream_mod=$(cd "$here/kubernetes" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  {
+    echo
+    echo "require k8s.io/kubernetes $K8S_VERSION"
+    echo
+    echo "replace ("
+    grep -E '^\s*k8s\.io/[^ ]+ => \./staging/src/' "$upstream_mod" |
+      awk -v v="$staging_version" '{ print "\t" $1 " => " $1 " " v }'
+    echo ")"
+  } >>"$here/kubernetes/go.mod"
+}
 
-write_module etcd ant.dev/devcluster/etcd go.etcd.io/etcd/server/v3
-printf '\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" >>"$here/etcd/go.mod"
+gen_etcd() {
+  write_module etcd ant.dev/devcluster/etcd go.etcd.io/etcd/server/v3
+  printf '\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" >>"$here/etcd/go.mod"
+}
 
-write_module kwok ant.dev/devcluster/kwok sigs.k8s.io/kwok/cmd/kwok
-printf '\nrequire sigs.k8s.io/kwok %s\n' "$KWOK_VERSION" >>"$here/kwok/go.mod"
+gen_kwok() {
+  write_module kwok ant.dev/devcluster/kwok sigs.k8s.io/kwok/cmd/kwok
+  printf '\nrequire sigs.k8s.io/kwok %s\n' "$KWOK_VERSION" >>"$here/kwok/go.mod"
+}
 
-for dir in kubernetes etcd kwok; do
+# Kueue's go.mod pins published k8s.io/* modules: no replace directives needed.
+gen_kueue() {
+  write_module kueue ant.dev/devcluster/kueue sigs.k8s.io/kueue/cmd/kueue
+  printf '\nrequire sigs.k8s.io/kueue %s\n' "$KUEUE_VERSION" >>"$here/kueue/go.mod"
+}
+
+modules=("$@")
+[[ ${#modules[@]} -gt 0 ]] || modules=(kubernetes etcd kwok kueue)
+for dir in "${modules[@]}"; do
+  "gen_$dir"
   (cd "$here/$dir" && rm -f go.sum && GOFLAGS=-mod=mod go mod tidy)
 done

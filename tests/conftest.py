@@ -2,7 +2,8 @@
 
 Sections (keep them separate; add new fixtures in their own section):
 - Environment isolation: an autouse fixture so the developer's shell never leaks into tests.
-- Dev cluster: `devcluster` (session) and `namespace` (function), for tests marked `cluster`.
+- Dev cluster: `devcluster` (session), `kueue` (session) and `namespace` (function), for
+  tests marked `cluster`.
 - ant set-up: `ant_priorities` (session): ant's PriorityClasses, installed as admin.
 """
 
@@ -208,6 +209,41 @@ def devcluster() -> DevCluster:
         )
     kubeconfig = Path(proc.stdout.strip().splitlines()[-1])
     return load_devcluster(kubeconfig.parent / "cluster.json")
+
+
+@dataclass(frozen=True)
+class Kueue:
+    """Kueue running on the dev cluster, as described by cluster.json's `kueue`."""
+
+    namespaces: tuple[str, ...]  # the namespaces it manages (its webhooks act there only)
+    local_queue: str  # a LocalQueue of that name in each of them
+    cluster_queue: str  # its quota is the whole node pool's
+    resource_flavor: str
+    info: Mapping[str, Any] = field(repr=False)
+
+
+@pytest.fixture(scope="session")
+def kueue(devcluster: DevCluster) -> Kueue:
+    """Starts Kueue on the dev cluster (`cluster.py up --kueue`; built on first use, ~10 min
+    cold: `make devcluster-kueue`). Fails, never skips, without it."""
+    try:
+        proc = run_cluster_script("up", "--kueue")
+    except subprocess.TimeoutExpired as err:
+        pytest.fail(f"cluster.py up --kueue timed out after {err.timeout:.0f}s", pytrace=False)
+    if proc.returncode != 0:
+        pytest.fail(
+            f"Kueue did not start (devcluster/cluster.py up --kueue exited {proc.returncode}):\n"
+            f"{proc.stderr.strip()}",
+            pytrace=False,
+        )
+    info = json.loads((devcluster.state_dir / "cluster.json").read_text())["kueue"]
+    return Kueue(
+        namespaces=tuple(info["namespaces"]),
+        local_queue=info["local_queue"],
+        cluster_queue=info["cluster_queue"],
+        resource_flavor=info["resource_flavor"],
+        info=info,
+    )
 
 
 @pytest.fixture
