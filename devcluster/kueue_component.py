@@ -64,7 +64,13 @@ APISERVICE = f"{VISIBILITY_VERSION}.visibility.kueue.x-k8s.io"
 # StatefulSet integrations (the only frameworks enabled here).
 OWN_WEBHOOKS = ("clusterqueue", "cohort", "resourceflavor", "workload")
 JOB_WEBHOOKS = ("pod", "statefulset")
-PORT_OFFSETS = {"kueue-webhook": 6, "kueue-metrics": 7, "kueue-health": 8, "kueue-visibility": 9}
+# base + 6..9 are left to other local servers (the ant controller listens on base + 6).
+PORT_OFFSETS = {
+    "kueue-webhook": 10,
+    "kueue-metrics": 11,
+    "kueue-health": 12,
+    "kueue-visibility": 13,
+}
 
 KUEUE = "/apis/kueue.x-k8s.io/v1beta2"
 
