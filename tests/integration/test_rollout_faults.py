@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ant.errors import ExitCode
+from tests.conftest import DevCluster
 from tests.helpers import wait_for
 from tests.integration import test_rollout as base
 from tests.integration.test_rollout import Ant, Cluster, PodWatcher, submit, unique
@@ -142,3 +143,38 @@ def test_a_lease_held_on_another_machine_holds_until_it_expires(ant: Ant, cluste
     ant.ok("rollout", job, "--yes")
     cluster.wait_ready(job, 2, revision=new)
     assert LEASE not in annotations(cluster, job)
+
+
+def test_the_lease_is_renewed_and_a_takeover_stops_its_holder(
+    ant: Ant, cluster: Cluster, devcluster: DevCluster
+) -> None:
+    from ant.errors import RolloutHeld
+    from ant.jobs.rollout.lease import Holder, RolloutLease
+    from ant.kube import resources as r
+    from ant.kube.client import connect
+
+    job = unique("renew")
+    submit(ant, cluster, job, 1)
+
+    def expires_at() -> str:
+        return str(json.loads(annotations(cluster, job)[LEASE])["expiresAt"])
+
+    client = connect(str(devcluster.kubeconfig), "alice", env={})
+    try:
+        lease = RolloutLease(client, Holder.here(), seconds=3)  # renewed every second
+        lease.take(client.get(r.STATEFULSETS, job, ant.namespace), lambda sts: {})
+        first = expires_at()
+        wait_for("a renewal of the lease", lambda: expires_at() > first, timeout=15)
+
+        bob = {"user": "bob", "host": "elsewhere.invalid", "pid": 42, "token": "b0b"}
+        bob["expiresAt"] = "2099-01-01T00:00:00Z"
+        cluster.apps.patch_namespaced_stateful_set(
+            job, ant.namespace, {"metadata": {"annotations": {LEASE: json.dumps(bob)}}}
+        )
+        wait_for("the holder to see its lease taken", lambda: lease.lost_to is not None)
+        with pytest.raises(RolloutHeld, match=r"bob on elsewhere\.invalid"):
+            lease.check()
+        lease.release()
+        assert json.loads(annotations(cluster, job)[LEASE])["user"] == "bob", "not ours to remove"
+    finally:
+        client.transport.close()
