@@ -3,8 +3,13 @@
 Reads are label queries: one LIST of StatefulSets and one of pods per
 namespace scope (the pods only when needed, see ``list_jobs``), joined in memory;
 never a call per job, and never a write.
-Writes never leave half a job behind: a submit is validated, dry-run on the
-server, and rolled back if its second object cannot be created.
+
+A job's objects are one unit: the StatefulSet is the root, and the Service carries an
+ownerReference to it, so deleting the StatefulSet (or the garbage collector, after a
+delete that was cut short) removes the rest. A submit creates the root first, marked
+``schema.SERVICE_PENDING`` until its Service exists: an interruption leaves at worst a
+marked StatefulSet, which ``ant list`` shows as Incomplete, ``ant delete`` removes, and a
+second submit reports. A failed submit removes what it created.
 """
 
 from __future__ import annotations
@@ -89,40 +94,104 @@ def submit(
     messages: tuple[Any, Any] | None = None,
     preflight: bool = True,
 ) -> Any:
-    """Create the job's Service then StatefulSet; returns the created StatefulSet.
+    """Create the job's StatefulSet (marked ``SERVICE_PENDING``), then its Service owned
+    by it, then clear the mark; returns the StatefulSet.
 
-    Everything that can fail is tried first as a server-side dry run. If the
-    StatefulSet still fails (or ant is interrupted) the Service is removed again.
-    A sweep (``ant.jobs.sweep``) runs the preflight (priority class, dry runs) once
-    for all its jobs, and passes ``preflight=False`` and ready-made ``messages``.
+    Everything that can fail is tried first as a server-side dry run. If a later step
+    still fails (or ant is interrupted) the StatefulSet is removed again, and the Service
+    with it. A sweep (``ant.jobs.sweep``) runs the preflight once for all its jobs, and
+    passes ``preflight=False`` and ready-made ``messages``.
     """
     service, statefulset = messages or to_messages(manifests)
-    ns = manifests.namespace
     if preflight:
         check_priority_class(client, priority)
-        try:
-            client.create(r.SERVICES, service, ns, dry_run=True)
-            client.create(r.STATEFULSETS, statefulset, ns, dry_run=True)
-        except AlreadyExists as e:
-            raise _job_exists(manifests) from e
+        dry_run(client, manifests, (service, statefulset))
+    ns, name = manifests.namespace, manifests.name
+    marked = type(statefulset)()
+    marked.CopyFrom(statefulset)
+    marked.metadata.annotations[schema.SERVICE_PENDING] = "true"
     try:
-        created_service = client.create(r.SERVICES, service, ns)
+        created = client.create(r.STATEFULSETS, marked, ns)
     except AlreadyExists as e:
-        raise _job_exists(manifests) from e
+        raise job_exists(client, ns, name) from e
     try:
-        return client.create(r.STATEFULSETS, statefulset, ns)
+        create_owned_service(client, ns, service, created)
+        done = {"metadata": {"annotations": {schema.SERVICE_PENDING: None}}}
+        return client.patch(r.STATEFULSETS, name, done, ns)
     except BaseException:
-        _remove_service(client, ns, created_service)
+        with suppress(NotFound):
+            client.delete(r.STATEFULSETS, name, ns, uid=created.metadata.uid)
         raise
 
 
-def _remove_service(client: Client, namespace: str, service: Any) -> None:
-    with suppress(NotFound):
-        client.delete(r.SERVICES, service.metadata.name, namespace, uid=service.metadata.uid)
+def dry_run(client: Client, manifests: Manifests, messages: tuple[Any, Any]) -> None:
+    """Both creates as server-side dry runs: the root first, as for real."""
+    service, statefulset = messages
+    ns = manifests.namespace
+    try:
+        client.create(r.STATEFULSETS, statefulset, ns, dry_run=True)
+    except AlreadyExists as e:
+        raise job_exists(client, ns, manifests.name) from e
+    try:
+        client.create(r.SERVICES, service, ns, dry_run=True)
+    except AlreadyExists:
+        _job_service(client, ns, manifests.name)  # replaced by the real submit
 
 
-def _job_exists(manifests: Manifests) -> JobExists:
-    return JobExists(f"job {manifests.name} already exists in namespace {manifests.namespace}")
+def create_owned_service(client: Client, namespace: str, service: Any, owner: Any) -> Any:
+    """The job's Service, owned by its StatefulSet ``owner``.
+
+    A Service of this job left over without its StatefulSet (an older ant created the
+    Service first; or the garbage collector has yet to remove it) is replaced.
+    """
+    owned = type(service)()
+    owned.CopyFrom(service)
+    ref = owned.metadata.ownerReferences.add()
+    ref.apiVersion, ref.kind = r.STATEFULSETS.api_version, r.STATEFULSETS.kind
+    ref.name, ref.uid = owner.metadata.name, owner.metadata.uid
+    try:
+        return client.create(r.SERVICES, owned, namespace)
+    except AlreadyExists:
+        leftover = _job_service(client, namespace, owner.metadata.name)
+    if leftover is not None:
+        with suppress(NotFound):
+            client.delete(r.SERVICES, owner.metadata.name, namespace, uid=leftover.metadata.uid)
+    return client.create(r.SERVICES, owned, namespace)
+
+
+def _job_service(client: Client, namespace: str, name: str) -> Any:
+    """The Service of job ``name`` if it exists (None if not); refuses anyone else's."""
+    try:
+        service = client.get(r.SERVICES, name, namespace)
+    except NotFound:
+        return None
+    if not _is_job_service(service, name):
+        raise JobExists(
+            f"a Service named {name} that ant did not create exists in namespace {namespace}",
+            hint="choose another job name",
+        )
+    return service
+
+
+def _is_job_service(service: Any, name: str) -> bool:
+    labels = dict(service.metadata.labels)
+    managed = labels.get(schema.MANAGED_BY) == schema.MANAGED_BY_VALUE
+    return managed and labels.get(schema.JOB) == name
+
+
+def job_exists(client: Client, namespace: str, name: str) -> JobExists:
+    """The error for a name that is taken, saying when the job there is incomplete."""
+    try:
+        sts = client.get(r.STATEFULSETS, name, namespace)
+    except AntError:
+        sts = None  # gone again, or cannot look: the plain report is still true
+    if sts is not None and schema.SERVICE_PENDING in sts.metadata.annotations:
+        return JobExists(
+            f"job {name} already exists in namespace {namespace}, incomplete: its submit "
+            "was interrupted",
+            hint=f"'ant delete {name}' removes it; then submit again",
+        )
+    return JobExists(f"job {name} already exists in namespace {namespace}")
 
 
 # ---- read ---------------------------------------------------------------------
@@ -170,6 +239,25 @@ def list_jobs(
         if events is None:
             return jobs
         return jobqueue.tally_preemptions(jobs, events.result(), pod_items)
+
+
+def _field(obj: Any, name: str) -> str:
+    """A metadata field of a PartialObjectMetadata, protobuf or JSON."""
+    if isinstance(obj, dict):
+        return str((obj.get("metadata") or {}).get(name, ""))
+    return str(getattr(obj.metadata, name))
+
+
+def job_names(client: Client, namespace: str, label_selector: str) -> set[str]:
+    """Names of the jobs matching a selector of which any object exists (a Service
+    without its StatefulSet too): what a delete by selector must remove."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        found = [
+            pool.submit(client.list_metadata, res, namespace, label_selector=label_selector)
+            for res in (r.STATEFULSETS, r.SERVICES)
+        ]
+        items = [item for f in found for item in f.result().items]
+    return {_field(item, "name") for item in items}
 
 
 def get_statefulset(client: Client, namespace: str, name: str, *, any_owner: bool = False) -> Any:
@@ -258,12 +346,27 @@ def watch_changes(
 
 # ---- delete -------------------------------------------------------------------
 def delete_job(client: Client, namespace: str, name: str) -> None:
-    """Delete the StatefulSet (its pods follow) and the Service."""
-    sts = get_statefulset(client, namespace, name)
-    with suppress(NotFound):
-        client.delete(r.STATEFULSETS, name, namespace, uid=sts.metadata.uid)
-    with suppress(NotFound):
-        client.delete(r.SERVICES, name, namespace)
+    """Delete whatever part of the job exists: the StatefulSet (its pods, and the Service
+    it owns, follow) and the Service (which an older ant did not make owned)."""
+    try:
+        sts = get_statefulset(client, namespace, name)
+    except NotFoundError:
+        sts = None
+    try:
+        service = _job_service(client, namespace, name)
+    except JobExists:
+        service = None  # someone else's Service of that name: not the job's
+    if sts is None and service is None:
+        raise NotFoundError(
+            f"job {name} not found in namespace {namespace}",
+            hint="'ant list' shows your jobs; -n picks the namespace",
+        )
+    if sts is not None:
+        with suppress(NotFound):
+            client.delete(r.STATEFULSETS, name, namespace, uid=sts.metadata.uid)
+    if service is not None:
+        with suppress(NotFound):
+            client.delete(r.SERVICES, name, namespace, uid=service.metadata.uid)
 
 
 def delete_jobs(

@@ -3,6 +3,8 @@
 Status (first rule that matches):
 
 - Terminating: the StatefulSet is being deleted.
+- Incomplete: its submit did not finish (``schema.SERVICE_PENDING``): the Service may be
+  missing. ``ant delete`` removes it.
 - Degraded: a pod failed or a container cannot run (crash loop, image pull, config).
 - Pending: no pod is scheduled.
 - Partial: some pods are scheduled, some are not (a gang job wastes what it holds).
@@ -41,6 +43,7 @@ class JobStatus(StrEnum):
     UPDATING = "Updating"
     DEGRADED = "Degraded"
     TERMINATING = "Terminating"
+    INCOMPLETE = "Incomplete"
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ def job_from(sts: Any, pods: Iterable[Any]) -> Job:
     updated = sum(1 for r in live if r.revision == update_revision)
     status = _status(
         terminating=meta.HasField("deletionTimestamp"),
+        incomplete=schema.SERVICE_PENDING in meta.annotations,
         degraded=any(r.degraded for r in live),
         scheduled=scheduled,
         want=want,
@@ -170,6 +174,7 @@ def settled(sts: Any) -> bool:
     meta, status, want = sts.metadata, sts.status, sts.spec.replicas
     return (
         not meta.HasField("deletionTimestamp")
+        and schema.SERVICE_PENDING not in meta.annotations
         and status.observedGeneration >= meta.generation
         and status.replicas == status.readyReplicas == status.updatedReplicas == want
     )
@@ -197,10 +202,18 @@ def jobs_from(statefulsets: Sequence[Any], pods: Iterable[Any]) -> list[Job]:
 
 
 def _status(
-    *, terminating: bool, degraded: bool, scheduled: int, want: int, updated: int
+    *,
+    terminating: bool,
+    incomplete: bool,
+    degraded: bool,
+    scheduled: int,
+    want: int,
+    updated: int,
 ) -> JobStatus:
     if terminating:
         return JobStatus.TERMINATING
+    if incomplete:
+        return JobStatus.INCOMPLETE
     if degraded:
         return JobStatus.DEGRADED
     if want and scheduled == 0:

@@ -30,6 +30,9 @@ GIT_COMMIT = "ant.dev/git-commit"
 GIT_DIRTY = "ant.dev/git-dirty"
 GIT_REPO = "ant.dev/git-repo"
 SCHEMA = "ant.dev/schema-version"
+# On a StatefulSet from its creation until its Service exists: while present the job is
+# Incomplete (its submit was interrupted). Value: "true".
+SERVICE_PENDING = "ant.dev/service-pending"
 PREEMPTIONS = "ant.dev/preemptions"
 # When the last counted preemption happened (RFC 3339, microseconds): see ant.jobs.queue.
 LAST_PREEMPTED_AT = "ant.dev/last-preempted-at"
@@ -107,17 +110,17 @@ def mine_selector(user_label: str | None = None, extra: str | None = None) -> st
 def validate_job_name(name: str, field: str = "name") -> None:
     if not name:
         raise ValidationError(field, "a job needs a name", hint="pass --name or --generate-name")
-    if len(name) > MAX_JOB_NAME:
-        raise ValidationError(
-            field,
-            f"{name!r} is {len(name)} characters; job names are at most {MAX_JOB_NAME}",
-            hint="its pods' revision label must fit in 63 characters",
-        )
     if not _DNS_1035.fullmatch(name):
         raise ValidationError(
             field,
             f"{name!r} is not a valid job name",
             hint="use lowercase letters, digits and '-', starting with a letter",
+        )
+    if len(name) > MAX_JOB_NAME:
+        raise ValidationError(
+            field,
+            f"{name!r} is {len(name)} characters; job names are at most {MAX_JOB_NAME}",
+            hint="its pods' revision label must fit in 63 characters",
         )
 
 

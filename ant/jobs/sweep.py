@@ -20,8 +20,9 @@ Submitting is all or report: every job is built and checked client-side first; t
 server-side checks that are the same for every job (the PriorityClass, a dry run of the
 Service and StatefulSet) run once, on the first job; then the jobs are created
 concurrently over the one ``Client``. Each job on its own keeps ``lifecycle.submit``'s
-guarantee (never a Service without its StatefulSet). If a job fails, no new ones are
-started, and ``SweepFailed`` says exactly which jobs exist.
+guarantees (its StatefulSet is created first and owns its Service). If a job fails, no new
+ones are started, the server is asked which jobs of the sweep exist (a lost response can
+hide one that was created), and ``SweepFailed`` names exactly those.
 """
 
 from __future__ import annotations
@@ -37,12 +38,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ant.errors import AlreadyExists, AntError, ExitCode, JobExists, ValidationError
+from ant.errors import AntError, ExitCode, ValidationError
 from ant.jobs import lifecycle, schema
 from ant.jobs import spec as jobspec
 from ant.jobs.manifest import CONTAINER, Manifests, Provenance, build
 from ant.jobs.model import Job
-from ant.kube import resources as r
 from ant.kube.client import Client
 
 MAX_JOBS = 1000
@@ -84,7 +84,11 @@ class Sweep:
 
 
 class SweepFailed(AntError):
-    """Some jobs of a sweep could not be created; ``created`` names the ones that were."""
+    """Some jobs of a sweep could not be created; ``created`` names the ones that exist.
+
+    ``confirmed``: ``created`` is what the server listed after the failure (else only
+    what ant saw answered, which misses a job whose response was lost).
+    """
 
     def __init__(
         self,
@@ -93,9 +97,11 @@ class SweepFailed(AntError):
         failed: Mapping[str, BaseException],
         *,
         interrupted: bool = False,
+        confirmed: bool = True,
     ) -> None:
         self.sweep = sweep
         self.created = list(created)
+        self.confirmed = confirmed
         self.failed = dict(failed)
         done = set(self.created) | set(self.failed)
         self.not_attempted = [n for n in sweep.names if n not in done]
@@ -108,8 +114,9 @@ class SweepFailed(AntError):
             others = len(self.failed) - 1
             what = f"{name} failed: {error}" + (f" (and {others} more)" if others > 0 else "")
             self.exit_code = error.exit_code if isinstance(error, AntError) else ExitCode.ERROR
+        created_ = "created" if confirmed else "created as far as ant saw (unconfirmed)"
         super().__init__(
-            f"sweep {sweep.id}: {len(self.created)} of {total} job(s) created, then {what}",
+            f"sweep {sweep.id}: {len(self.created)} of {total} job(s) {created_}, then {what}",
             hint=f"'ant delete --sweep {sweep.id}' removes the created ones"
             if self.created
             else "nothing was created",
@@ -299,12 +306,14 @@ def submit(
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
         _collect_all(futures, sweep, created, failed, stop)
-        raise SweepFailed(sweep, _names(sweep, created), failed, interrupted=True) from None
+        names, confirmed = _existing(client, sweep, _names(sweep, created))
+        raise SweepFailed(sweep, names, failed, interrupted=True, confirmed=confirmed) from None
     if failed:
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
         _collect_all(futures, sweep, created, failed, stop)
-        raise SweepFailed(sweep, _names(sweep, created), failed)
+        names, confirmed = _existing(client, sweep, _names(sweep, created))
+        raise SweepFailed(sweep, names, failed, confirmed=confirmed)
     pool.shutdown(wait=True)
     return [created[i] for i in range(len(sweep.jobs))]
 
@@ -345,13 +354,17 @@ def _names(sweep: Sweep, created: Mapping[int, Any]) -> list[str]:
 def _preflight(client: Client, sweep: Sweep, first: tuple[Any, Any]) -> None:
     """What ``lifecycle.submit`` checks per job, once: every job shares the same shape."""
     lifecycle.check_priority_class(client, sweep.priority)
-    service, statefulset = first
-    job = sweep.jobs[0]
+    lifecycle.dry_run(client, sweep.jobs[0].manifests, first)
+
+
+def _existing(client: Client, sweep: Sweep, believed: Sequence[str]) -> tuple[list[str], bool]:
+    """The sweep's jobs that exist by the server's word (a response lost on the way can
+    hide a job that was created), and whether the server could say; else ``believed``."""
     try:
-        client.create(r.SERVICES, service, sweep.namespace, dry_run=True)
-        client.create(r.STATEFULSETS, statefulset, sweep.namespace, dry_run=True)
-    except AlreadyExists as e:
-        raise JobExists(f"job {job.name} already exists in namespace {sweep.namespace}") from e
+        names = lifecycle.job_names(client, sweep.namespace, f"{schema.SWEEP}={sweep.id}")
+    except AntError:
+        return list(believed), False
+    return [n for n in sweep.names if n in names], True
 
 
 # ---- reading sweeps back ---------------------------------------------------------------

@@ -255,3 +255,13 @@ def test_a_statefulset_that_cannot_tell_needs_its_pods(change: dict[str, int]) -
 
 def test_a_terminating_statefulset_needs_its_pods() -> None:
     assert not settled(with_status(statefulset(replicas=2, deleting=True)))
+
+
+def test_a_statefulset_whose_submit_did_not_finish_is_incomplete() -> None:
+    sts = with_status(statefulset(replicas=2))
+    sts.metadata.annotations["ant.dev/service-pending"] = "true"
+    assert not settled(sts)  # the fast path would call it Running
+    job = job_from(sts, [pod(0), pod(1)])
+    assert job.status is JobStatus.INCOMPLETE
+    sts.metadata.deletionTimestamp.seconds = 1
+    assert job_from(sts, []).status is JobStatus.TERMINATING

@@ -41,10 +41,8 @@ def delete(
     names = list(jobs or [])
     if selecting:
         extra = ",".join(s for s in (selector, f"{schema.SWEEP}={sweep}" if sweep else None) if s)
-        found = lifecycle.list_jobs(
-            app.client, app.namespace, user_label=whoami(app.client).label, selector=extra or None
-        )
-        names = sorted(j.name for j in found)
+        selector_ = schema.mine_selector(whoami(app.client).label, extra or None)
+        names = sorted(lifecycle.job_names(app.client, app.namespace, selector_))
         if not names:
             app.terminal.info(f"no matching jobs in {app.namespace}")
             return
