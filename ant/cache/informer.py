@@ -16,6 +16,11 @@ For one resource and one scope (cluster-wide, or one namespace):
    jitter, 0.8 s doubling to 30 s, reset after 2 minutes without a failure
    (``ant.kube.watch.Backoff``); then the same step again.
 
+Lists follow the API's paging rules (``Client.list``): the first page may ask "not older
+than" N, every next page carries only ``limit`` and ``continue``. While the watch is
+down the table's staleness grows (``Table.watch_closed``), and the server refuses reads
+once it is past its promise.
+
 Everything goes through ``ant.kube.client.Client``: one request path.
 """
 
@@ -159,17 +164,21 @@ class Informer:
     # ---- watch ------------------------------------------------------------------
     def watch_once(self) -> None:
         """One watch request from the last seen resourceVersion until the server ends it."""
-        for event in self.client.watch(
-            self.kind.resource,
-            self.scope or None,
-            resource_version=self.last_rv,
-            field_selector=self.field_selector,
-            timeout_seconds=self.watch_timeout,
-            allow_bookmarks=True,
-        ):
-            self.apply(event.type, event.object, event.resource_version)
-            if self.stop.is_set():
-                return
+        try:
+            for event in self.client.watch(
+                self.kind.resource,
+                self.scope or None,
+                resource_version=self.last_rv,
+                field_selector=self.field_selector,
+                timeout_seconds=self.watch_timeout,
+                allow_bookmarks=True,
+                on_open=lambda: self.table.watch_opened(self.scope),
+            ):
+                self.apply(event.type, event.object, event.resource_version)
+                if self.stop.is_set():
+                    return
+        finally:
+            self.table.watch_closed(self.scope)
 
     def apply(self, event_type: str, obj: Any, rv: str) -> None:
         if event_type == "BOOKMARK":

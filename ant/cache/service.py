@@ -17,9 +17,9 @@ from pathlib import Path
 from ant.cache.auth import DEFAULT_TTL, Authenticator, AuthMetrics, Authorizer
 from ant.cache.informer import Informer, InformerMetrics, Informers
 from ant.cache.metrics import LabelValues, Registry
-from ant.cache.server.app import CacheApp, server_metrics
+from ant.cache.server.app import DEFAULT_MAX_STALENESS, CacheApp, server_metrics
 from ant.cache.server.listener import Listener, serve
-from ant.cache.store import KINDS, Store, Strip
+from ant.cache.store import KINDS, SETTLE, Store, Strip
 from ant.cache.tls import self_signed, server_context
 from ant.errors import ConfigError
 from ant.kube.client import Client
@@ -46,6 +46,7 @@ class Options:
     denied_ttl: float = DEFAULT_TTL
     rv_wait: float = 2.0
     watch_timeout: int = 300
+    max_staleness: float = DEFAULT_MAX_STALENESS
     plain_http: bool = False  # tests and benchmarks on loopback only
 
     def validate(self) -> None:
@@ -57,6 +58,10 @@ class Options:
             )
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise ConfigError("--tls-cert-file and --tls-private-key-file go together")
+        if not SETTLE <= self.max_staleness < float("inf"):
+            raise ConfigError(
+                f"--max-staleness {self.max_staleness:g}: use {SETTLE:g} seconds or more"
+            )
         if self.plain_http and self.host not in ("127.0.0.1", "localhost", "::1"):
             raise ConfigError("plain HTTP is for loopback only: bearer tokens travel in it")
 
@@ -137,6 +142,7 @@ class CacheService:
             ),
             self.registry,
             rv_wait=options.rv_wait,
+            max_staleness=options.max_staleness,
             metrics=server_metrics(self.registry),
         )
         self.listener: Listener | None = None
@@ -155,6 +161,9 @@ class CacheService:
         def synced() -> Iterable[tuple[LabelValues, float]]:
             return [((name,), float(t.synced)) for name, t in tables.items()]
 
+        def staleness() -> Iterable[tuple[LabelValues, float]]:
+            return [((name,), t.staleness()) for name, t in tables.items()]
+
         def stored() -> Iterable[tuple[LabelValues, float]]:
             return [((name,), float(t.raw_bytes())) for name, t in tables.items()]
 
@@ -171,6 +180,14 @@ class CacheService:
         )
         r.gauge(
             "ant_cache_synced", "1 once the initial list is in, by resource.", ("resource",), synced
+        )
+        r.gauge(
+            "ant_cache_staleness_seconds",
+            "How far behind the API server a resource may be: 0 while its watches work, "
+            "else seconds since it was last known current (reads answer 503 past "
+            "--max-staleness).",
+            ("resource",),
+            staleness,
         )
         r.gauge(
             "ant_cache_stored_bytes",

@@ -13,7 +13,7 @@ transport.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
@@ -188,6 +188,9 @@ class Client:
             "resourceVersionMatch": query.get("resource_version_match"),
             "limit": limit,
         }
+        # A continue request carries the selectors, limit and token only: the token pins
+        # the snapshot, and with resourceVersion(Match) the server answers 422.
+        pinned = {**params, "resourceVersion": None, "resourceVersionMatch": None}
         items: list[Any] = []
         first: ObjectList[Any] | None = None
         token = ""
@@ -195,7 +198,10 @@ class Client:
             try:
                 page = _decode_page(
                     self.transport.request(
-                        "GET", path, params={**params, "continue": token or None}, accept=accept
+                        "GET",
+                        path,
+                        params={**pinned, "continue": token} if token else params,
+                        accept=accept,
                     )
                 )
             except Gone:
@@ -294,12 +300,14 @@ class Client:
         timeout_seconds: int = 300,
         allow_bookmarks: bool = True,
         metadata_only: bool = False,
+        on_open: Callable[[], None] | None = None,
     ) -> Iterator[WatchEvent[T]]:
         """One watch request: events until the server closes it (after ``timeout_seconds``).
 
         An ERROR event is raised as its ``ApiError`` (``Gone`` when the
-        resourceVersion is too old: relist). Use ``ant.kube.watch`` to keep a
-        watch going across closes and dropped connections.
+        resourceVersion is too old: relist). ``on_open`` is called once the server has
+        accepted the watch (its headers are in), before any event. Use ``ant.kube.watch``
+        to keep a watch going across closes and dropped connections.
         """
         params: Params = {
             "watch": True,
@@ -321,6 +329,8 @@ class Client:
             accept=accept,
             read_timeout=timeout_seconds + 30,
         ) as (content_type, chunks):
+            if on_open is not None:
+                on_open()
             if content_type.startswith(codec.PROTOBUF):
                 yield from _protobuf_watch_events(resource, chunks)
             else:

@@ -6,6 +6,7 @@ server is scripted so that every step of the sequence is checked request by requ
 
 from __future__ import annotations
 
+import http.server
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -31,12 +32,32 @@ def sts(name: str, rv: str) -> Any:
     return obj
 
 
-def sts_list(rv: str, *items: Any) -> Any:
+def sts_list(rv: str, *items: Any, more: str = "") -> Any:
+    """A list (page) at ``rv``; ``more``: the continue token for the next page."""
     from ant.kube.proto import apps_v1_pb2
 
     msg = apps_v1_pb2.StatefulSetList(items=list(items))
     msg.metadata.resourceVersion = rv
+    setattr(msg.metadata, "continue", more)
     return respond(200, codec.encode(msg, "apps/v1", "StatefulSetList"), codec.PROTOBUF)
+
+
+def next_page(page: Any) -> Any:
+    """``page``, after the API server's check of a continue request (else its 422)."""
+
+    def reply(h: http.server.BaseHTTPRequestHandler) -> None:
+        asked = query(h)
+        if "continue" not in asked:
+            respond(400, b'{"kind":"Status","code":400,"message":"expected a continue"}')(h)
+        elif {"resourceVersion", "resourceVersionMatch"} & set(asked):
+            message = b"resourceVersionMatch is forbidden when continue is provided"
+            respond(
+                422, b'{"kind":"Status","code":422,"reason":"Invalid","message":"%s"}' % message
+            )(h)
+        else:
+            page(h)
+
+    return reply
 
 
 def frame(event_type: str, raw: bytes) -> bytes:
@@ -183,3 +204,38 @@ def test_namespace_scoped_informers_use_the_namespace_path() -> None:
 def test_field_selector_for_ignored_namespaces() -> None:
     assert field_selector([]) is None
     assert field_selector(["b", "a"]) == "metadata.namespace!=a,metadata.namespace!=b"
+
+
+def test_a_relist_of_several_pages_sends_only_limit_and_continue_after_the_first() -> None:
+    """After a 410, the first page asks "not older than" the last seen version; the next
+    pages carry only limit and continue (the token pins the snapshot), as the API server
+    requires (422 otherwise, which once made the cache retry the same relist forever)."""
+    store = Store([KINDS["statefulsets"]])
+    watch = codec.PROTOBUF_WATCH
+    with scripted_server() as server:
+        server.replies += [
+            sts_list("10", sts("a", "5"), more="t1"),
+            next_page(sts_list("10", sts("b", "6"))),
+            stream([gone_frame()], watch),
+            sts_list("30", sts("a", "25"), more="t2"),
+            next_page(sts_list("30", sts("c", "29"))),
+            stream([obj_frame("ADDED", sts("d", "31"))], watch),
+        ]
+        client = Client(Transport(server.url, auth=NoAuth(), retry=RetryPolicy(attempts=1)))
+        table = store.table("statefulsets")
+        informer = Informer(client, table, store.strip, backoff=Backoff(0.01, 0.02))
+        run_until(
+            informer,
+            server,
+            "the two-page relist and the watch after it",
+            lambda: names(store) == {"a": "25", "c": "29", "d": "31"},
+        )
+    requests = [query(s) for s in server.seen[:6]]
+    assert requests[3] == {
+        "limit": "500",
+        "resourceVersion": "10",
+        "resourceVersionMatch": "NotOlderThan",
+    }
+    assert requests[4] == {"limit": "500", "continue": "t2"}
+    assert requests[5]["resourceVersion"] == "30"
+    assert informer.lists == 2

@@ -356,3 +356,21 @@ def test_served_over_tls_to_ants_own_client(app: CacheApp, tmp_path: Path) -> No
     finally:
         listener.close()
     assert self_signed(tmp_path, ["127.0.0.1"]) == (cert, key)  # reused while it fits
+
+
+def test_a_table_staler_than_the_promise_is_refused_and_readyz_says_so(app: CacheApp) -> None:
+    pods = app.store.table("pods")
+    pods.watch_closed()  # the API server went away ...
+    assert pods.down_since[""] is not None
+    pods.down_since[""] -= 2 * app.max_staleness  # ... longer ago than the cache promises
+    ready = get(app, "/readyz", token=None)
+    assert (ready.status, ready.headers["Retry-After"]) == (503, "1")
+    assert re.search(rb"stale \(over 5s\): pods for 1\ds", ready.body), ready.body
+    for target in ("/api/v1/namespaces/research/pods", "/ant/v1/namespaces/research/jobs"):
+        reply = get(app, target)
+        assert (reply.status, reply.headers["Retry-After"]) == (503, "1"), target
+        assert "read from the API server" in status_of(reply).message
+    assert get(app, "/apis/apps/v1/namespaces/research/statefulsets").status == 200
+    pods.bookmark("101")  # the watch is back
+    assert get(app, "/readyz", token=None).status == 200
+    assert get(app, "/api/v1/namespaces/research/pods").status == 200

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ant.cache.selectors import parse_fields, parse_labels
-from ant.cache.store import KINDS, LAST_APPLIED, Store, Strip, Table, make_entry
+from ant.cache.store import KINDS, LAST_APPLIED, SETTLE, Store, Strip, Table, make_entry
 from ant.kube.convert import to_message
 
 
@@ -210,3 +210,57 @@ def test_json_of_an_entry_is_kubernetes_json() -> None:
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_every_kind_has_a_message_class(kind: str) -> None:
     assert KINDS[kind].message_class().DESCRIPTOR.name == KINDS[kind].resource.kind
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_staleness_counts_from_the_last_moment_the_table_was_current() -> None:
+    clock = Clock()
+    t = Store([KINDS["statefulsets"]], clock=clock).table("statefulsets")
+    t.replace([], "10")
+    t.watch_opened()
+    clock.now += 600
+    assert t.staleness() == 0  # a working watch: current however quiet the resource
+    t.watch_closed()  # the API server went away
+    clock.now += 3
+    assert t.staleness() == 3
+    t.watch_opened()  # back, but the watch is refused at once (410): no news yet
+    clock.now += 0.1
+    t.watch_closed()
+    clock.now += 2
+    assert t.staleness() == pytest.approx(5.1)  # still from the first close
+    t.replace([], "20")  # the relist: current again
+    assert t.staleness() == 0
+    t.watch_opened()
+    clock.now += 0.5
+    t.watch_closed()  # the watch ends (e.g. the server's timeout) ...
+    t.watch_opened()  # ... and the next one is accepted at once
+    clock.now += 0.5
+    assert t.staleness() == pytest.approx(0.5)  # not yet known to work
+    clock.now += SETTLE
+    assert t.staleness() == 0  # open long enough without an error
+    t.watch_closed()
+    clock.now += 1
+    t.bookmark("21")  # news from the server
+    assert t.staleness() == 0
+
+
+def test_a_table_is_as_stale_as_its_stalest_scope() -> None:
+    clock = Clock()
+    store = Store([KINDS["statefulsets"], KINDS["pods"]], namespaces=["a", "b"], clock=clock)
+    sts_table = store.table("statefulsets")
+    for scope in ("a", "b"):
+        sts_table.replace([], "1", scope)
+        sts_table.watch_opened(scope)
+    clock.now += 5
+    sts_table.watch_closed("b")
+    clock.now += 7
+    assert sts_table.staleness() == 7
+    assert store.stale(["statefulsets", "pods"], 5) == {"statefulsets": 7}
+    assert store.stale(["statefulsets"], 7) == {}

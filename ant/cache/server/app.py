@@ -35,6 +35,8 @@ from ant.kube import codec
 
 log = logging.getLogger("ant.cache.server")
 
+DEFAULT_MAX_STALENESS = 5.0  # seconds a table may lag the API server and still be served
+
 
 @dataclass(frozen=True)
 class Route:
@@ -99,6 +101,7 @@ class CacheApp:
         registry: Registry,
         *,
         rv_wait: float = 2.0,
+        max_staleness: float = DEFAULT_MAX_STALENESS,
         metrics: ServerMetrics | None = None,
         responses: ResponseCache | None = None,
     ) -> None:
@@ -107,6 +110,7 @@ class CacheApp:
         self.authz = authorizer
         self.registry = registry
         self.rv_wait = rv_wait
+        self.max_staleness = max_staleness
         self.metrics = metrics or server_metrics(registry)
         self.responses = responses or ResponseCache()
 
@@ -242,18 +246,30 @@ class CacheApp:
                 name=route.name,
             ),
         )
-        self.check_scope(route.namespace, namespaced=kind.namespaced)
+        self.check_ready((kind.name,), route.namespace, namespaced=kind.namespaced)
         self.wait_for_rv((kind.name,), query.get("resourceVersion", ""), route.namespace)
         if route.endpoint == "get":
             return self.get(kind, route, fmt)
         return self.list(kind, route.namespace, query, fmt)
 
-    def check_scope(self, namespace: str | None, *, namespaced: bool = True) -> None:
+    def check_ready(
+        self, tables: Sequence[str], namespace: str | None, *, namespaced: bool = True
+    ) -> None:
+        """Refuse (503) a read the cache cannot answer within its promise, or out of scope."""
         if not self.store.synced:
             raise failure(
                 503,
                 "ServiceUnavailable",
                 f"the ant cache is still loading {', '.join(self.store.unsynced())}",
+                retry_after=1,
+            )
+        stale = self.store.stale(tables, self.max_staleness)
+        if stale:
+            raise failure(
+                503,
+                "ServiceUnavailable",
+                f"the ant cache has not heard from the API server about {_ages(stale)}, more "
+                f"than the {self.max_staleness:g}s it promises: read from the API server",
                 retry_after=1,
             )
         if namespaced and not self.store.holds(namespace):
@@ -313,7 +329,8 @@ class CacheApp:
         with_events = "events" in self.store.tables and self.authorize(
             user, Attributes(verb="list", resource="events", namespace=ns or "")
         )
-        self.check_scope(ns)
+        names = ["statefulsets", "pods", *(["events"] if with_events else [])]
+        self.check_ready(names, ns)
         self.wait_for_rv(("statefulsets",), query.get("resourceVersion", ""), ns)
         view = query.get("view", "table")
         if view not in jobrows.VIEWS:
@@ -331,9 +348,7 @@ class CacheApp:
             raise failure(400, "BadRequest", f"unknown status {', '.join(sorted(unknown))}")
         selector_text = jobrows.query_selector(owner, query.get("selector") or None)
         key = ("jobs", ns, selector_text, tuple(sorted(statuses)), view, fmt, with_events)
-        tables = [self.store.table("statefulsets"), self.store.table("pods")]
-        if with_events:
-            tables.append(self.store.table("events"))
+        tables = [self.store.table(name) for name in names]
         version = tuple(t.version(ns) for t in tables)
         cached = self.responses.get(key, version)
         if cached is not None:
@@ -347,16 +362,17 @@ class CacheApp:
         return Reply(200, fmt, body)
 
     def probe(self, which: str) -> Reply:
+        """livez: the process answers. readyz: every table loaded and within the promise."""
         if which == "livez":
             return Reply(200, "text/plain", b"ok\n")
         unsynced = self.store.unsynced()
-        if unsynced:
-            return Reply(
-                503,
-                "text/plain",
-                f"not synced: {', '.join(unsynced)}\n".encode(),
-                {"Retry-After": "1"},
-            )
+        stale = self.store.stale(self.store.tables, self.max_staleness)
+        if unsynced or stale:
+            lines = [f"not synced: {', '.join(unsynced)}"] if unsynced else []
+            if stale:
+                lines.append(f"stale (over {self.max_staleness:g}s): {_ages(stale)}")
+            body = "".join(line + "\n" for line in lines).encode()
+            return Reply(503, "text/plain", body, {"Retry-After": "1"})
         return Reply(200, "text/plain", b"ok\n")
 
     def status_reply(self, status: Status, fmt: str) -> Reply:
@@ -365,6 +381,10 @@ class CacheApp:
         if status.code == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="ant-cache"'
         return Reply(status.code, fmt, status_body(status, fmt), headers)
+
+
+def _ages(stale: dict[str, float]) -> str:
+    return ", ".join(f"{name} for {age:.0f}s" for name, age in sorted(stale.items()))
 
 
 def _not_found(path: str) -> ApiError:

@@ -109,6 +109,14 @@ def serve(
     watch_timeout: Annotated[
         int, typer.Option("--watch-timeout", help="Seconds each watch request lasts.")
     ] = 300,
+    max_staleness: Annotated[
+        float,
+        typer.Option(
+            "--max-staleness",
+            help="Seconds a resource may go without a working watch before its reads "
+            "and /readyz answer 503.",
+        ),
+    ] = 5.0,
     plain_http: Annotated[
         bool,
         typer.Option("--plain-http", help="No TLS (loopback only: tests and benchmarks)."),
@@ -151,6 +159,7 @@ def serve(
         denied_ttl=authz_ttl,
         rv_wait=rv_wait,
         watch_timeout=watch_timeout,
+        max_staleness=max_staleness,
         plain_http=plain_http,
     )
 
