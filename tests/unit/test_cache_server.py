@@ -230,7 +230,14 @@ def test_unsupported_requests(app: CacheApp) -> None:
     assert get(app, "/api/v1/namespaces/research/secrets").status == 404
     assert get(app, "/apis/batch/v1/jobs").status == 404
     post = app.handle(Request("POST", "/api/v1/namespaces/research/pods", {}))
+    assert post.status == 401  # authentication first: a stranger learns nothing more
+    alice = {"authorization": "Bearer alice-token"}
+    post = app.handle(Request("POST", "/api/v1/namespaces/research/pods", alice))
     assert post.status == 405
+    with_body = app.handle(
+        Request("GET", "/api/v1/namespaces/research/pods", {**alice, "content-length": "5"})
+    )
+    assert (with_body.status, status_of(with_body)["reason"]) == (413, "RequestEntityTooLarge")
 
 
 def test_job_endpoint_rows_are_ant_lists(app: CacheApp, store: Store) -> None:

@@ -126,21 +126,19 @@ class CacheApp:
             endpoint = (
                 route.endpoint if route.kind is None else f"{route.endpoint} {route.kind.name}"
             )
-            if request.method not in ("GET", "HEAD"):
-                raise failure(
-                    405,
-                    "MethodNotAllowed",
-                    f"the ant cache only serves reads, not {request.method}",
-                )
             if route.endpoint in ("livez", "readyz"):
+                self.check_read(request)
                 reply = self.probe(route.endpoint)
             else:
                 negotiated = negotiate(request.header("accept"))
+                fmt = negotiated or JSON
+                # A stranger learns nothing and costs nothing more: no method, body or
+                # query is looked at before the token is (and bodies are never read).
+                user = self.authenticate(request)
+                self.check_read(request)
                 if negotiated is None and route.endpoint in ("get", "list", "jobs"):
                     raise failure(406, "NotAcceptable", "only protobuf and JSON are served")
-                fmt = negotiated or JSON
                 query = {k: v[-1] for k, v in parse_qs(split.query).items()}
-                user = self.authenticate(request)
                 reply = self.serve(route, user, query, fmt)
         except ApiError as e:
             reply = self.status_reply(e.status, fmt)
@@ -151,6 +149,18 @@ class CacheApp:
         self.metrics.requests.inc(endpoint, str(reply.status))
         self.metrics.latency.observe(time.perf_counter() - started, endpoint)
         return reply
+
+    @staticmethod
+    def check_read(request: Request) -> None:
+        """Refuse what is not a read: other methods (405), and bodies (413)."""
+        if request.method not in ("GET", "HEAD"):
+            raise failure(
+                405, "MethodNotAllowed", f"the ant cache only serves reads, not {request.method}"
+            )
+        if request.has_body:
+            raise failure(
+                413, "RequestEntityTooLarge", "the ant cache serves reads: send no request body"
+            )
 
     # ---- routing ------------------------------------------------------------------
     def route(self, path: str) -> Route:

@@ -24,6 +24,13 @@ class Request:
     def header(self, name: str) -> str:
         return self.headers.get(name, "")
 
+    @property
+    def has_body(self) -> bool:
+        """Whether a body follows the headers (the cache never reads one)."""
+        return self.header("content-length").strip() not in ("", "0") or bool(
+            self.header("transfer-encoding")
+        )
+
 
 @dataclass
 class Reply:
