@@ -12,6 +12,8 @@ For one resource and one scope (cluster-wide, or one namespace):
    resourceVersion (cheap, from the server's cache), and if the server refuses that too
    (410 again, or 504 "too large"), a consistent list. The table is replaced by the
    list: objects the watch missed are added, phantoms (deleted during the gap) removed.
+   A 410 with no event since the last list waits a backoff first, so that a server
+   that refuses every watch is not listed in a loop.
 5. Failures (connection refused, 5xx, 429, undecodable frames): exponential backoff with
    jitter, 0.8 s doubling to 30 s, reset after 2 minutes without a failure
    (``ant.kube.watch.Backoff``); then the same step again.
@@ -85,6 +87,7 @@ class Informer:
         self.backoff = backoff or Backoff()
         self.last_rv = ""  # the last resourceVersion seen (list, event or bookmark)
         self.lists = 0
+        self.applied_since_list = 0  # events and bookmarks
 
     @property
     def name(self) -> str:
@@ -102,6 +105,10 @@ class Informer:
             except Gone as e:
                 log.info("%s: %s; relisting", self.name, e)
                 self._count_error(e)
+                if need_list or not self.applied_since_list:
+                    # Refused right after a list: relisting at once could spin on the
+                    # API server, so back off as for any failure.
+                    self.stop.wait(self.backoff.next_delay())
                 need_list = True
             except AntError as e:
                 self._count_error(e)
@@ -136,6 +143,7 @@ class Informer:
         changed, removed = self.table.replace(items, rv, self.scope)
         self.last_rv = rv
         self.lists += 1
+        self.applied_since_list = 0
         if self.metrics and not first:
             self.metrics.relists.inc(self.kind.name, reason)
         log.info(
@@ -189,6 +197,7 @@ class Informer:
             self.table.upsert(make_entry(self.kind, obj, self.strip), self.scope)
         if rv:
             self.last_rv = rv
+        self.applied_since_list += 1
         if self.metrics:
             self.metrics.events.inc(self.kind.name, event_type)
 

@@ -11,6 +11,7 @@ import pytest
 from ant.cache.selectors import parse_fields, parse_labels
 from ant.cache.store import KINDS, LAST_APPLIED, SETTLE, Store, Strip, Table, make_entry
 from ant.kube.convert import to_message
+from tests.unit.test_cache_auth import Clock
 
 
 def sts(name: str, ns: str = "research", rv: str = "1", **labels: str) -> Any:
@@ -210,14 +211,6 @@ def test_json_of_an_entry_is_kubernetes_json() -> None:
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_every_kind_has_a_message_class(kind: str) -> None:
     assert KINDS[kind].message_class().DESCRIPTOR.name == KINDS[kind].resource.kind
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_staleness_counts_from_the_last_moment_the_table_was_current() -> None:
