@@ -20,7 +20,7 @@ For one resource and one scope (cluster-wide, or one namespace):
 
 Lists follow the API's paging rules (``Client.list``): the first page may ask "not older
 than" N, every next page carries only ``limit`` and ``continue``. While the watch is
-down the table's staleness grows (``Table.watch_closed``), and the server refuses reads
+down the table's staleness grows (``ant.cache.freshness``), and the server refuses reads
 once it is past its promise.
 
 Everything goes through ``ant.kube.client.Client``: one request path.
@@ -180,13 +180,13 @@ class Informer:
                 field_selector=self.field_selector,
                 timeout_seconds=self.watch_timeout,
                 allow_bookmarks=True,
-                on_open=lambda: self.table.watch_opened(self.scope),
+                on_open=lambda: self.table.freshness.opened(self.scope),
             ):
                 self.apply(event.type, event.object, event.resource_version)
                 if self.stop.is_set():
                     return
         finally:
-            self.table.watch_closed(self.scope)
+            self.table.freshness.closed(self.scope)
 
     def apply(self, event_type: str, obj: Any, rv: str) -> None:
         if event_type == "BOOKMARK":

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ant.cache.auth import DEFAULT_TTL, Authenticator, AuthMetrics, Authorizer
+from ant.cache.freshness import SETTLE
 from ant.cache.informer import Informer, InformerMetrics, Informers
 from ant.cache.metrics import LabelValues, Registry
 from ant.cache.server.app import DEFAULT_MAX_STALENESS, CacheApp, server_metrics
 from ant.cache.server.listener import Listener, serve
-from ant.cache.store import KINDS, SETTLE, Store, Strip
+from ant.cache.store import KINDS, Store, Strip
 from ant.cache.tls import self_signed, server_context
 from ant.errors import ConfigError
 from ant.kube.client import Client
@@ -162,7 +163,7 @@ class CacheService:
             return [((name,), float(t.synced)) for name, t in tables.items()]
 
         def staleness() -> Iterable[tuple[LabelValues, float]]:
-            return [((name,), t.staleness()) for name, t in tables.items()]
+            return [((name,), t.freshness.staleness()) for name, t in tables.items()]
 
         def stored() -> Iterable[tuple[LabelValues, float]]:
             return [((name,), float(t.raw_bytes())) for name, t in tables.items()]

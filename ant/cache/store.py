@@ -18,10 +18,8 @@ resourceVersion (read-your-writes). resourceVersions are compared as integers: t
 opaque in general, but every object here comes from one etcd, whose revisions are one
 increasing integer.
 
-And how current it is: ``staleness()`` is 0 while every scope's watch works, else the
-seconds since the last moment the table was known to equal the API server (a watch
-that ended or was refused, until a list, an event or bookmark, or a watch open for
-``SETTLE`` seconds). The server refuses reads of a table staler than its promise.
+And how current it is (``ant.cache.freshness``): the server refuses reads of a table
+staler than its promise.
 """
 
 from __future__ import annotations
@@ -33,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ant.cache.freshness import Freshness
 from ant.cache.selectors import FieldSelector, LabelSelector
 from ant.jobs import schema
 from ant.kube import codec
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 INDEXED_LABELS = (schema.JOB, schema.CREATED_BY)
-SETTLE = 1.0  # a watch open this long without an error is taken to be current
 _BASE_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
 
 FieldsOf = Callable[[Any], dict[str, str]]
@@ -274,11 +272,7 @@ class Table:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kind = kind
-        self._clock = clock
-        # Freshness, per scope: since when its watch has been down (None: up), and since
-        # when the current watch request has been open.
-        self.down_since: dict[str, float | None] = dict.fromkeys(scopes)
-        self.opened_at: dict[str, float | None] = dict.fromkeys(scopes)
+        self.freshness = Freshness(scopes, clock)  # the informers report their watches
         self.lock = threading.Lock()
         self._progress = progress
         self.by_namespace: dict[str, dict[str, Entry]] = {}
@@ -304,31 +298,6 @@ class Table:
         if namespace is None or len(self.scope_rv) == 1:
             return self.rv
         return self.scope_rv.get(namespace, self.rv)
-
-    # ---- freshness (the informers) ------------------------------------------------
-    def watch_opened(self, scope: str = "") -> None:
-        """The scope's watch request was accepted: changes arrive again."""
-        self.opened_at[scope] = self._clock()
-
-    def watch_closed(self, scope: str = "") -> None:
-        """The scope's watch ended (closed, dropped, refused or 410): changes stop arriving."""
-        now = self._clock()
-        opened = self.opened_at[scope]
-        if self.down_since[scope] is None or (opened is not None and now - opened >= SETTLE):
-            self.down_since[scope] = now
-        self.opened_at[scope] = None
-
-    def staleness(self) -> float:
-        """How far behind the API server the table may be, in seconds: the longest any
-        scope has been without a working watch since its last change, list or bookmark."""
-        now = self._clock()
-        return max(self._scope_staleness(scope, now) for scope in self.scope_rv)
-
-    def _scope_staleness(self, scope: str, now: float) -> float:
-        down, opened = self.down_since[scope], self.opened_at[scope]
-        if down is None or (opened is not None and now - opened >= SETTLE):
-            return 0.0
-        return now - down
 
     # ---- writes (the informers) ---------------------------------------------------
     def upsert(self, entry: Entry, scope: str = "") -> None:
@@ -410,7 +379,7 @@ class Table:
 
     def _advance(self, rv: str, scope: str, *, force: bool = False) -> None:
         self.last_event = time.time()
-        self.down_since[scope] = None  # news from the server: current again
+        self.freshness.heard(scope)
         value = rv_int(rv)
         if force or value > self.scope_rv[scope]:
             self.scope_rv[scope] = value
@@ -493,7 +462,6 @@ class Store:
     ) -> None:
         """``namespaces``: watched one by one (none: cluster-wide, but for ``ignored``)."""
         self.progress = threading.Condition()
-        self.clock = clock
         self.strip = strip or Strip()
         self.namespaces = tuple(namespaces)
         self.ignored = frozenset(() if namespaces else ignored)
@@ -514,7 +482,7 @@ class Store:
 
     def stale(self, names: Iterable[str], limit: float) -> dict[str, float]:
         """The named tables whose staleness exceeds ``limit`` seconds, with it."""
-        ages = {name: self.tables[name].staleness() for name in names}
+        ages = {name: self.tables[name].freshness.staleness() for name in names}
         return {name: age for name, age in ages.items() if age > limit}
 
     def holds(self, namespace: str | None) -> bool:

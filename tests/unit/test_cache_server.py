@@ -367,9 +367,10 @@ def test_served_over_tls_to_ants_own_client(app: CacheApp, tmp_path: Path) -> No
 
 def test_a_table_staler_than_the_promise_is_refused_and_readyz_says_so(app: CacheApp) -> None:
     pods = app.store.table("pods")
-    pods.watch_closed()  # the API server went away ...
-    assert pods.down_since[""] is not None
-    pods.down_since[""] -= 2 * app.max_staleness  # ... longer ago than the cache promises
+    pods.freshness.closed("")  # the API server went away ...
+    down = pods.freshness.down_since[""]
+    assert down is not None
+    pods.freshness.down_since[""] = down - 2 * app.max_staleness  # ... longer than promised
     ready = get(app, "/readyz", token=None)
     assert (ready.status, ready.headers["Retry-After"]) == (503, "1")
     assert re.search(rb"stale \(over 5s\): pods for 1\ds", ready.body), ready.body

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from ant.cache.freshness import SETTLE
 from ant.cache.selectors import parse_fields, parse_labels
-from ant.cache.store import KINDS, LAST_APPLIED, SETTLE, Store, Strip, Table, make_entry
+from ant.cache.store import KINDS, LAST_APPLIED, Store, Strip, Table, make_entry
 from ant.kube.convert import to_message
 from tests.unit.test_cache_auth import Clock
 
@@ -217,31 +218,31 @@ def test_staleness_counts_from_the_last_moment_the_table_was_current() -> None:
     clock = Clock()
     t = Store([KINDS["statefulsets"]], clock=clock).table("statefulsets")
     t.replace([], "10")
-    t.watch_opened()
+    t.freshness.opened("")
     clock.now += 600
-    assert t.staleness() == 0  # a working watch: current however quiet the resource
-    t.watch_closed()  # the API server went away
+    assert t.freshness.staleness() == 0  # a working watch: current however quiet the resource
+    t.freshness.closed("")  # the API server went away
     clock.now += 3
-    assert t.staleness() == 3
-    t.watch_opened()  # back, but the watch is refused at once (410): no news yet
+    assert t.freshness.staleness() == 3
+    t.freshness.opened("")  # back, but the watch is refused at once (410): no news yet
     clock.now += 0.1
-    t.watch_closed()
+    t.freshness.closed("")
     clock.now += 2
-    assert t.staleness() == pytest.approx(5.1)  # still from the first close
+    assert t.freshness.staleness() == pytest.approx(5.1)  # still from the first close
     t.replace([], "20")  # the relist: current again
-    assert t.staleness() == 0
-    t.watch_opened()
+    assert t.freshness.staleness() == 0
+    t.freshness.opened("")
     clock.now += 0.5
-    t.watch_closed()  # the watch ends (e.g. the server's timeout) ...
-    t.watch_opened()  # ... and the next one is accepted at once
+    t.freshness.closed("")  # the watch ends (e.g. the server's timeout) ...
+    t.freshness.opened("")  # ... and the next one is accepted at once
     clock.now += 0.5
-    assert t.staleness() == pytest.approx(0.5)  # not yet known to work
+    assert t.freshness.staleness() == pytest.approx(0.5)  # not yet known to work
     clock.now += SETTLE
-    assert t.staleness() == 0  # open long enough without an error
-    t.watch_closed()
+    assert t.freshness.staleness() == 0  # open long enough without an error
+    t.freshness.closed("")
     clock.now += 1
     t.bookmark("21")  # news from the server
-    assert t.staleness() == 0
+    assert t.freshness.staleness() == 0
 
 
 def test_a_table_is_as_stale_as_its_stalest_scope() -> None:
@@ -250,10 +251,10 @@ def test_a_table_is_as_stale_as_its_stalest_scope() -> None:
     sts_table = store.table("statefulsets")
     for scope in ("a", "b"):
         sts_table.replace([], "1", scope)
-        sts_table.watch_opened(scope)
+        sts_table.freshness.opened(scope)
     clock.now += 5
-    sts_table.watch_closed("b")
+    sts_table.freshness.closed("b")
     clock.now += 7
-    assert sts_table.staleness() == 7
+    assert sts_table.freshness.staleness() == 7
     assert store.stale(["statefulsets", "pods"], 5) == {"statefulsets": 7}
     assert store.stale(["statefulsets"], 7) == {}
