@@ -516,13 +516,13 @@ def test_the_api_server_crashes_and_comes_back(devcluster: DevCluster, cache: Ca
         during = snapshot(through, ns)
         assert during["statefulsets"] == before["statefulsets"]
 
-        def refusing() -> requests.Response | None:
+        def refusing() -> str | None:  # (a Response is falsy when it is an error)
             ready = cache.get("/readyz", None)
-            return ready if ready.status_code == 503 and "stale" in ready.text else None
+            return ready.text if ready.status_code == 503 and "stale" in ready.text else None
 
-        ready = wait_for(f"/readyz to fail after {MAX_STALENESS}s without the API server",
-                         refusing, 30)  # fmt: skip
-        assert "statefulsets for" in ready.text, ready.text
+        text = wait_for(f"/readyz to fail after {MAX_STALENESS}s without the API server",
+                        refusing, 30)  # fmt: skip
+        assert "statefulsets for" in text, text
         assert api_server_down(devcluster), "the API server came back before the check"
         refused = cache.get(f"/apis/apps/v1/namespaces/{ns}/statefulsets", alice)
         assert (refused.status_code, refused.headers.get("Retry-After")) == (503, "1")
