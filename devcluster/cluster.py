@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Start, stop and inspect ant's local dev cluster.
 
-    cluster.py up       start it in the background (idempotent); prints only the kubeconfig path
+    cluster.py up [--kueue]
+                        start it in the background (idempotent); prints only the kubeconfig
+                        path; --kueue also starts Kueue (kueue_component.py)
     cluster.py down     stop every process it started and remove its state
     cluster.py status   show what runs (exit 0 only when everything runs)
     cluster.py env      print `export KUBECONFIG=...`
