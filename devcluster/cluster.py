@@ -214,6 +214,13 @@ def write_private(path: Path, data: str | bytes, mode: int = 0o600) -> None:
         fh.write(raw)
 
 
+def write_cluster_json(layout: Layout, info: dict[str, Any]) -> None:
+    """Replace cluster.json at once: readers never see half of it."""
+    tmp = layout.cluster_json.with_suffix(".tmp")
+    write_private(tmp, json.dumps(info, indent=2) + "\n", 0o644)
+    tmp.replace(layout.cluster_json)
+
+
 def read_cluster_json(layout: Layout) -> dict[str, Any] | None:
     try:
         return json.loads(layout.cluster_json.read_text())
@@ -1259,9 +1266,7 @@ def start_cluster(layout: Layout, bin_dir: Path, ports: dict[str, int], node_cou
         "startup_seconds": round(time.monotonic() - t0, 2),
         "revision": REVISION,
     }
-    tmp = layout.cluster_json.with_suffix(".tmp")
-    write_private(tmp, json.dumps(info, indent=2) + "\n", 0o644)
-    tmp.replace(layout.cluster_json)
+    write_cluster_json(layout, info)
     log(
         f"up in {time.monotonic() - t0:.1f}s (apiserver ready after {t_api - t0:.1f}s); "
         f"{node_count} nodes; state in {layout.state}"
@@ -1451,9 +1456,7 @@ def cmd_restart_apiserver(layout: Layout, down_seconds: float = 0.0) -> int:
             log(f"log file: {log_path}\n  last lines:\n{tail(log_path)}")
             return 1
         info["components"]["kube-apiserver"]["pid"] = starter.started["kube-apiserver"]
-        tmp = layout.cluster_json.with_suffix(".tmp")
-        write_private(tmp, json.dumps(info, indent=2) + "\n", 0o644)
-        tmp.replace(layout.cluster_json)
+        write_cluster_json(layout, info)
     log(f"kube-apiserver restarted (pid {starter.started['kube-apiserver']})")
     return 0
 

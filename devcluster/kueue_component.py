@@ -44,12 +44,18 @@ from cluster import (
     resolve_ports,
     spawn,
     subject,
+    write_cluster_json,
     write_private,
 )
 
 COMPONENT = "kueue"
 KUEUE_NAMESPACE = "kueue-system"
 QUEUED_NAMESPACES = ("queued",)
+QUEUED_SELECTOR = {
+    "matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": list(QUEUED_NAMESPACES)}
+    ]
+}
 RESOURCE_FLAVOR = "tpu-v5p"
 CLUSTER_QUEUE = "tpu-pool"
 LOCAL_QUEUE = "tpu"
@@ -121,15 +127,6 @@ def write_certs_and_config(layout: Layout, ports: dict[str, int]) -> Path:
     for sub in ("webhook-certs", "metrics-certs", "visibility-certs"):
         write_private(work / sub / "tls.crt", layout.cert(COMPONENT).read_bytes(), 0o644)
         write_private(work / sub / "tls.key", layout.key(COMPONENT).read_bytes())
-    queued = {
-        "matchExpressions": [
-            {
-                "key": "kubernetes.io/metadata.name",
-                "operator": "In",
-                "values": list(QUEUED_NAMESPACES),
-            }
-        ]
-    }
     config = {
         "apiVersion": "config.kueue.x-k8s.io/v1beta2",
         "kind": "Configuration",
@@ -145,7 +142,7 @@ def write_certs_and_config(layout: Layout, ports: dict[str, int]) -> Path:
         "leaderElection": {"leaderElect": False},
         "internalCertManagement": {"enable": False},
         "clientConnection": {"qps": 1000, "burst": 2000},
-        "managedJobsNamespaceSelector": queued,
+        "managedJobsNamespaceSelector": QUEUED_SELECTOR,
         "integrations": {"frameworks": ["pod", "statefulset"]},
     }
     path = work / "config.yaml"
@@ -222,15 +219,6 @@ def webhook_configurations(upstream: Path, ca_bundle: str, port: int) -> list[di
     import yaml
 
     wanted = {f"{kind}{name}.kb.io" for kind in "mv" for name in (*OWN_WEBHOOKS, *JOB_WEBHOOKS)}
-    queued = {
-        "matchExpressions": [
-            {
-                "key": "kubernetes.io/metadata.name",
-                "operator": "In",
-                "values": list(QUEUED_NAMESPACES),
-            }
-        ]
-    }
     configs = []
     manifests = (upstream / "config/components/webhook/manifests.yaml").read_text()
     for doc in yaml.safe_load_all(manifests):
@@ -242,7 +230,7 @@ def webhook_configurations(upstream: Path, ca_bundle: str, port: int) -> list[di
             path = hook["clientConfig"]["service"]["path"]
             hook["clientConfig"] = {"url": f"https://127.0.0.1:{port}{path}", "caBundle": ca_bundle}
             if hook["name"][1 : -len(".kb.io")] in JOB_WEBHOOKS:
-                hook["namespaceSelector"] = queued
+                hook["namespaceSelector"] = QUEUED_SELECTOR
         configs.append(doc)
     return configs
 
@@ -442,9 +430,7 @@ def start(layout: Layout) -> None:
         "resource_flavor": RESOURCE_FLAVOR,
         "startup_seconds": round(time.monotonic() - t0, 2),
     }
-    tmp = layout.cluster_json.with_suffix(".tmp")
-    write_private(tmp, json.dumps(info, indent=2) + "\n", 0o644)
-    tmp.replace(layout.cluster_json)
+    write_cluster_json(layout, info)
     log(f"kueue up in {time.monotonic() - t0:.1f}s; LocalQueue {LOCAL_QUEUE} in queued")
 
 
