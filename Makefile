@@ -9,7 +9,7 @@ KUEUE ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install devcluster devcluster-kueue cluster-up cluster-down demo test unit lint proto proto-check \
-        completions completions-check docs-check bench clean
+        completions completions-check docs-check bench bench-quick clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ test: install devcluster devcluster-kueue  ## Everything: lint, drift checks, un
 
 bench: cluster-up  ## Run the benchmarks (see docs/benchmarks.md)
 	$(BIN)/python -m bench
+
+bench-quick: install  ## Start-up, and with the dev cluster up a small list, next to kubectl (< 2 min)
+	$(BIN)/python -m bench startup --runs 10 --importtime-runs 3
 
 clean: cluster-down  ## Remove the venv (cached binaries stay in ~/.cache/ant)
 	rm -rf $(VENV)

@@ -20,8 +20,6 @@ from typer.core import TyperGroup
 
 from ant import __version__
 from ant.cli.command_line import GLOBAL_OPTIONS, resolve
-from ant.cli.context import App
-from ant.cli.environment import Environment
 
 
 @dataclass(frozen=True)
@@ -147,6 +145,10 @@ def main_options(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
+    # Not run for `ant --help`: what a command needs is imported here.
+    from ant.cli.context import App
+    from ant.cli.environment import Environment
+
     env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
     given = {
         o.parameter: ctx.params[o.parameter]
