@@ -22,6 +22,7 @@ import queue
 import ssl
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -47,6 +48,10 @@ from bench.common import (
 )
 
 COMMAND_TIMEOUT = 60.0
+# As a user runs ant: with bytecode caches written (the warm-up run writes them) and read.
+# A shell with PYTHONDONTWRITEBYTECODE=1 would otherwise recompile every changed module
+# on every run.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 # Issue 15's goals, p50 on this machine.
 GOAL_HELP_SECONDS = 0.060  # `ant --help`
 GOAL_FIRST_REQUEST_SECONDS = 0.080  # `ant list`: process start to first request
@@ -120,7 +125,9 @@ def small_list_commands(cluster: Cluster, user: str) -> list[Command]:
 
 def run_once(command: Command, ok: Sequence[int] = (0,)) -> float:
     started = time.perf_counter()
-    proc = subprocess.run(command.argv, capture_output=True, timeout=COMMAND_TIMEOUT, check=False)
+    proc = subprocess.run(
+        command.argv, capture_output=True, timeout=COMMAND_TIMEOUT, check=False, env=ENV
+    )
     elapsed = time.perf_counter() - started
     if proc.returncode not in ok:
         err = proc.stderr.decode(errors="replace").strip()[:300]
@@ -235,7 +242,9 @@ def first_request_once(command: Command, arrivals: queue.Queue[float]) -> float:
     while not arrivals.empty():
         arrivals.get_nowait()
     started = time.perf_counter()
-    proc = subprocess.run(command.argv, capture_output=True, timeout=COMMAND_TIMEOUT, check=False)
+    proc = subprocess.run(
+        command.argv, capture_output=True, timeout=COMMAND_TIMEOUT, check=False, env=ENV
+    )
     try:
         return arrivals.get(timeout=5) - started
     except queue.Empty:
@@ -250,14 +259,13 @@ def first_request_once(command: Command, arrivals: queue.Queue[float]) -> float:
 
 def importtime_once(argv: Sequence[str]) -> dict[str, tuple[int, int, bool]]:
     """module -> (self us, cumulative us, top level?) from one ``python -X importtime`` run."""
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run(
         [str(VENV_BIN / "python"), "-X", "importtime", *argv],
         capture_output=True,
         text=True,
         timeout=COMMAND_TIMEOUT,
         check=False,  # `ant list` against the refusing server exits 4
-        env=env,
+        env=ENV,
     )
     out: dict[str, tuple[int, int, bool]] = {}
     for line in proc.stderr.splitlines():
@@ -376,10 +384,33 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def cluster_if_any(args: argparse.Namespace) -> Cluster | None:
-    """The cluster named by the options, or the dev cluster if one was started; else None."""
+    """The cluster named by the options, or the dev cluster if one answers; else None."""
     if args.kubeconfig is None and not default_kubeconfig().is_file():
         return None
-    return find_cluster(args)
+    cluster = find_cluster(args)
+    probe = subprocess.run(
+        [
+            str(cluster.kubectl),
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "--context",
+            cluster.context,
+            "get",
+            "--raw",
+            "/readyz",
+        ],
+        capture_output=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+    if probe.returncode != 0:
+        print(
+            f"bench startup: the cluster of {cluster.kubeconfig} does not answer: "
+            "the rows that need it are left out",
+            file=sys.stderr,
+        )
+        return None
+    return cluster
 
 
 def _summaries(cmds: Sequence[Command], samples: dict[str, list[float]]) -> dict[str, Any]:

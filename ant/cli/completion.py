@@ -58,7 +58,11 @@ def _jobs(ctx: typer.Context, incomplete: str) -> list[tuple[str, str] | str]:
     kc = config.load(options.kubeconfig, options.context, env_vars)
     client = Client(
         Transport.from_kubeconfig(
-            kc, timeout=TIMEOUT, connect_timeout=TIMEOUT, retry=RetryPolicy(attempts=1)
+            kc,
+            timeout=TIMEOUT,
+            connect_timeout=TIMEOUT,
+            retry=RetryPolicy(attempts=1),
+            stdlib_http=True,
         )
     )
     try:

@@ -68,7 +68,10 @@ class App:
         warning = codec.check_upb()
         if warning:
             self.terminal.warn(warning)
-        transport = Transport.from_kubeconfig(self.kubeconfig, deadline=self.deadline)
+        # Whole requests without importing requests: a faster start (ant.kube.stdhttp).
+        transport = Transport.from_kubeconfig(
+            self.kubeconfig, deadline=self.deadline, stdlib_http=True
+        )
         transport.on_denied = self.identity_cache.forget
         return Client(transport)
 

@@ -14,7 +14,11 @@ Retries, with exponential backoff and full jitter, honouring ``Retry-After``:
 A ``Deadline`` bounds how long all of that may take: every attempt's timeouts stop
 at it, and no retry starts once it has passed (then ``DeadlineExceeded``, final).
 
-Tests inject faults by mounting a ``requests`` adapter on ``session``: the HTTP layer.
+Below that, two engines move the bytes: a ``requests.Session`` (``session``), and, with
+``stdlib_http=True`` (the ``ant`` command), ``ant.kube.stdhttp`` for whole requests, which
+spares a command the import of ``requests`` (streams and proxies still use it). Both report
+a failed exchange as a ``WireError``; what follows (retry or not, which error) is decided
+here, once. Tests inject faults with a scripted HTTP server: the HTTP layer.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ import json
 import logging
 import math
 import random
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -45,6 +48,7 @@ from ant.errors import (
 from ant.kube import codec
 from ant.kube.auth import Auth, for_kubeconfig, material_file
 from ant.kube.config import KubeConfig
+from ant.kube.stdhttp import Connections, Reply, WireError, reason
 
 if TYPE_CHECKING:
     import requests
@@ -142,10 +146,8 @@ class Transport:
         pool_size: int = 32,
         sleep: Callable[[float], None] = time.sleep,
         deadline: Deadline | None = None,
+        stdlib_http: bool = False,
     ) -> None:
-        import requests
-        from requests.adapters import HTTPAdapter
-
         self.server = server.rstrip("/")
         self.auth = auth
         self.timeout = timeout
@@ -155,19 +157,44 @@ class Transport:
         self._sleep = sleep
         # Called before a 401 or 403 is raised (the CLI forgets the remembered identity).
         self.on_denied: Callable[[], None] | None = None
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
         # Passed on every request: requests lets $REQUESTS_CA_BUNDLE override a
         # session-level `verify`, which would silently ignore kubeconfig's CA.
         self.verify = verify
         self.proxies = {"https": proxy_url, "http": proxy_url} if proxy_url else None
-        self.session.mount(
-            "https://",
-            _server_name_adapter(tls_server_name, pool_size)
-            if tls_server_name
-            else HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0),
+        self.tls_server_name = tls_server_name
+        self.pool_size = pool_size
+        self._session: requests.Session | None = None
+        self.connections = (
+            Connections(
+                self.server,
+                verify=verify,
+                client_cert=auth.client_cert,
+                server_name=tls_server_name,
+                user_agent=USER_AGENT,
+                size=pool_size,
+            )
+            if stdlib_http and not proxy_url
+            else None
         )
-        self.session.mount("http://", HTTPAdapter(pool_maxsize=pool_size, max_retries=0))
+
+    @property
+    def session(self) -> requests.Session:
+        """The requests engine: every request without ``stdlib_http``, streams with it."""
+        if self._session is None:
+            import requests
+            from requests.adapters import HTTPAdapter
+
+            session = requests.Session()
+            session.headers["User-Agent"] = USER_AGENT
+            session.mount(
+                "https://",
+                _server_name_adapter(self.tls_server_name, self.pool_size)
+                if self.tls_server_name
+                else HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_size, max_retries=0),
+            )
+            session.mount("http://", HTTPAdapter(pool_maxsize=self.pool_size, max_retries=0))
+            self._session = session
+        return self._session
 
     @classmethod
     def from_kubeconfig(cls, kc: KubeConfig, **kwargs: Any) -> Transport:
@@ -189,7 +216,10 @@ class Transport:
         )
 
     def close(self) -> None:
-        self.session.close()
+        if self.connections is not None:
+            self.connections.close()
+        if self._session is not None:
+            self._session.close()
 
     def request(
         self,
@@ -230,6 +260,7 @@ class Transport:
         breaks mid-stream raises ``TransportError`` from the iterator.
         """
         resp = self._send("GET", path, params, None, None, accept, read_timeout, True, stream=True)
+        assert not isinstance(resp, Reply)  # streams always go through requests
         # The deadline bounded the wait for the answer; its body has its own read timeout.
         _set_read_timeout(resp, read_timeout or self.timeout)
         try:
@@ -249,9 +280,7 @@ class Transport:
         idempotent: bool | None,
         *,
         stream: bool = False,
-    ) -> requests.Response:
-        import requests
-
+    ) -> requests.Response | Reply:
         idempotent = method in ("GET", "HEAD") if idempotent is None else idempotent
         url = self.server + path
         query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
@@ -265,31 +294,24 @@ class Transport:
                 headers["Content-Type"] = content_type
             started = time.monotonic()
             try:
-                resp = self.session.request(
+                resp = self._exchange(
                     method,
                     url,
-                    params=query,
-                    data=body,
-                    headers=headers,
-                    cert=self.auth.client_cert(),
-                    verify=self.verify,
-                    proxies=self.proxies,
-                    timeout=self._timeouts(deadline, ends, timeout or self.timeout, url),
-                    stream=stream,
+                    path,
+                    query,
+                    body,
+                    headers,
+                    self._timeouts(deadline, ends, timeout or self.timeout, url),
+                    stream,
                 )
-            except requests.exceptions.RequestException as e:
+            except WireError as e:
                 error = _transport_error(e, url)
                 if deadline.remaining(ends) <= 0:
-                    raise deadline.exceeded(_host(url), _reason(e)) from e
-                retryable = isinstance(e, requests.exceptions.ConnectionError) and not isinstance(
-                    e, requests.exceptions.SSLError
-                )
-                if (
-                    retryable
-                    and (idempotent or _never_sent(e))
-                    and attempt + 1 < self.retry.attempts
-                ):
-                    self._sleep_before_retry(deadline, ends, attempt, method, url, _reason(e))
+                    raise deadline.exceeded(_host(url), e.reason) from e
+                # A TLS failure stays one; a read timeout may mean the server is busy with it.
+                retryable = e.kind in ("connect", "broken") or (e.kind == "timeout" and not e.sent)
+                if retryable and (idempotent or not e.sent) and attempt + 1 < self.retry.attempts:
+                    self._sleep_before_retry(deadline, ends, attempt, method, url, e.reason)
                     attempt += 1
                     continue
                 raise error from e
@@ -311,6 +333,38 @@ class Transport:
             if resp.status_code in (401, 403) and self.on_denied is not None:
                 self.on_denied()
             raise error_
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        path: str,
+        query: Mapping[str, str],
+        body: bytes | None,
+        headers: Mapping[str, str],
+        timeouts: tuple[float, float],
+        stream: bool,
+    ) -> requests.Response | Reply:
+        """One request on the wire, by either engine; no answer at all is a WireError."""
+        if self.connections is not None and not stream:
+            return self.connections.send(method, path, query, body, headers, timeouts)
+        import requests
+
+        try:
+            return self.session.request(
+                method,
+                url,
+                params=query,
+                data=body,
+                headers=headers,
+                cert=self.auth.client_cert(),
+                verify=self.verify,
+                proxies=self.proxies,
+                timeout=timeouts,
+                stream=stream,
+            )
+        except requests.exceptions.RequestException as e:
+            raise _wire_error(e) from e
 
     def _timeouts(
         self, deadline: Deadline, ends: float, read: float, url: str
@@ -363,10 +417,10 @@ def _chunks(resp: requests.Response) -> Iterator[bytes]:
         # chunk_size=None yields data as soon as it arrives on a chunked stream.
         yield from resp.iter_content(chunk_size=None)
     except (requests.exceptions.RequestException, OSError) as e:
-        raise TransportError(f"stream from {resp.url} broke: {_reason(e)}") from e
+        raise TransportError(f"stream from {resp.url} broke: {reason(e)}") from e
 
 
-def _api_error(resp: requests.Response) -> ApiError:
+def _api_error(resp: requests.Response | Reply) -> ApiError:
     """The Status in an error response (protobuf or JSON), or one made from the code."""
     retry_after = _retry_after(resp.headers.get("Retry-After"))
     content_type = resp.headers.get("Content-Type", "")
@@ -397,51 +451,46 @@ def _retry_after(value: str | None) -> int:
         return 0
 
 
-_SSL_REASON = re.compile(r"\[SSL: [A-Z_]+\] ([^(]+?)\s*\(_ssl")
-_ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
-
-
-def _reason(e: BaseException) -> str:
-    """The human part of a requests/urllib3 error, which nests its cause several levels deep."""
-    text = str(e)
-    for pattern in (_SSL_REASON, _ERRNO_REASON):
-        found = pattern.search(text)
-        if found:
-            return found.group(1).strip().rstrip(".,;:")
-    if "Read timed out" in text:
-        return "read timed out"
-    return text.splitlines()[0][:200] if text else type(e).__name__
-
-
 def _host(url: str) -> str:
     return url.split("/", 3)[2] if "://" in url else url
 
 
-def _transport_error(e: Exception, url: str) -> TransportError:
+def _wire_error(e: Exception) -> WireError:
+    """What a requests exception means, in the terms of both engines."""
     import requests
 
-    host = _host(url)
     if isinstance(e, requests.exceptions.SSLError):
+        return WireError("tls", reason(e), sent=False)
+    if isinstance(e, requests.exceptions.ConnectTimeout):
+        return WireError("timeout", "connect timed out", sent=False)
+    if isinstance(e, requests.exceptions.Timeout):
+        return WireError("timeout", "read timed out", sent=True)
+    if isinstance(e, requests.exceptions.ConnectionError):
+        never_sent = _never_sent(e)
+        return WireError("connect" if never_sent else "broken", reason(e), sent=not never_sent)
+    return WireError("failed", reason(e), sent=True)
+
+
+def _transport_error(e: WireError, url: str) -> TransportError:
+    host = _host(url)
+    if e.kind == "tls":
         return TransportError(
-            f"TLS handshake with {host} failed: {_reason(e)}",
+            f"TLS handshake with {host} failed: {e.reason}",
             hint="check the cluster's certificate-authority in kubeconfig",
         )
-    if isinstance(e, requests.exceptions.Timeout):
+    if e.kind == "timeout":
         return RequestTimeout(f"{host} did not answer in time")
-    if isinstance(e, requests.exceptions.ConnectionError):
-        return ConnectError(f"cannot reach {host}: {_reason(e)}", hint="is the cluster up?")
-    return TransportError(f"request to {host} failed: {_reason(e)}")
+    if e.kind in ("connect", "broken"):
+        return ConnectError(f"cannot reach {host}: {e.reason}", hint="is the cluster up?")
+    return TransportError(f"request to {host} failed: {e.reason}")
 
 
 def _never_sent(e: Exception) -> bool:
     """True when the connection was never made, so not even a POST can have been processed."""
-    import requests
     from urllib3.exceptions import NewConnectionError
 
-    if isinstance(e, requests.exceptions.ConnectTimeout):
-        return True
-    reason = getattr(e.args[0], "reason", None) if e.args else None
-    return isinstance(reason, NewConnectionError)
+    reason_ = getattr(e.args[0], "reason", None) if e.args else None
+    return isinstance(reason_, NewConnectionError)
 
 
 def _server_name_adapter(server_name: str, pool_size: int) -> requests.adapters.HTTPAdapter:
