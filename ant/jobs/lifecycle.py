@@ -34,7 +34,7 @@ from ant.errors import (
     UsageError,
     ValidationError,
 )
-from ant.jobs import schema
+from ant.jobs import data, schema
 from ant.jobs.documents import rfc3339
 from ant.jobs.manifest import Manifests
 from ant.jobs.model import Job, job_from, job_from_status, jobs_from, settled
@@ -93,11 +93,14 @@ def submit(
     *,
     messages: tuple[Any, Any] | None = None,
     preflight: bool = True,
+    on_unchecked: Callable[[str], None] | None = None,
 ) -> Any:
     """Create the job's StatefulSet (marked ``SERVICE_PENDING``), then its Service owned
     by it, then clear the mark; returns the StatefulSet.
 
-    Everything that can fail is tried first as a server-side dry run. If a later step
+    Everything that can fail is tried first: the Secrets, PVCs and ConfigMaps the pods
+    need are looked up (``on_unchecked`` hears of those ant may not read), then both
+    creates run as a server-side dry run. If a later step
     still fails (or ant is interrupted) the StatefulSet is removed again, and the Service
     with it. A sweep (``ant.jobs.sweep``) runs the preflight once for all its jobs, and
     passes ``preflight=False`` and ready-made ``messages``.
@@ -105,6 +108,7 @@ def submit(
     service, statefulset = messages or to_messages(manifests)
     if preflight:
         check_priority_class(client, priority)
+        check_references(client, manifests, on_unchecked)
         dry_run(client, manifests, (service, statefulset))
     ns, name = manifests.namespace, manifests.name
     marked = type(statefulset)()
@@ -122,6 +126,16 @@ def submit(
         with suppress(NotFound):
             client.delete(r.STATEFULSETS, name, ns, uid=created.metadata.uid)
         raise
+
+
+def check_references(
+    client: Client, manifests: Manifests, on_unchecked: Callable[[str], None] | None
+) -> None:
+    """A missing Secret, PVC or ConfigMap fails the submit (the dry run does not check)."""
+    pod_spec = manifests.statefulset["spec"]["template"].get("spec", {})
+    for what in data.check_references(client, manifests.namespace, pod_spec):
+        if on_unchecked:
+            on_unchecked(what)
 
 
 def dry_run(client: Client, manifests: Manifests, messages: tuple[Any, Any]) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ant.jobs import schema
+from ant.jobs import data, schema
 from ant.jobs.identity import Identity
 from ant.jobs.spec import GPU_RESOURCE, TPU_RESOURCE, JobSpec
 
@@ -150,8 +150,12 @@ def _pod_spec(spec: JobSpec, name: str, namespace: str) -> dict[str, Any]:
         {"name": "ANT_REPLICAS", "value": str(spec.replicas)},
         {"name": "ANT_LEADER", "value": f"{name}-0.{name}.{namespace}.svc"},
         *({"name": k, "value": v} for k, v in spec.env.items()),
+        *data.env_entries(spec.secret_env),
     ]
     container: dict[str, Any] = {"name": CONTAINER, "image": spec.image, "env": env}
+    volumes, volume_mounts = data.volumes(spec.mounts)
+    if volume_mounts:
+        container["volumeMounts"] = volume_mounts
     if spec.command:
         container["command"] = list(spec.command)
     if spec.resources:
@@ -166,6 +170,8 @@ def _pod_spec(spec: JobSpec, name: str, namespace: str) -> dict[str, Any]:
         # One env var per Service in the namespace is noise for a training job.
         "enableServiceLinks": False,
     }
+    if volumes:
+        pod["volumes"] = volumes
     if spec.node_selector:
         pod["nodeSelector"] = dict(spec.node_selector)
     if spec.tolerations:

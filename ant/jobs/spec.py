@@ -14,20 +14,25 @@ File format (docs/cli.md#job-spec-files); every key optional, flags win::
     description: BERT-large, seq 512
     nodeSelector: {cloud.google.com/gke-tpu-topology: 2x2x2}
     tolerations: [{key: google.com/tpu, operator: Exists, effect: NoSchedule}]
+    secretEnv: [WANDB_API_KEY=wandb:api-key]      # NAME=SECRET:KEY
+    secretMounts: [gcs-key:/var/secrets/gcs]      # SECRET:/path (read-only)
+    mounts: [datasets:/data:ro, scratch:/scratch] # PVC:/path[:ro|:rw]
+    configMaps: [train-config:/etc/train]         # CONFIGMAP:/path (read-only)
     podTemplate: {spec: {volumes: [...]}}   # merged over what ant generates
+
+The references' grammar, checks and pod-spec pieces live in ``ant.jobs.data``.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ant.errors import UsageError, ValidationError
-from ant.jobs import schema
+from ant.jobs import data, schema
 from ant.kube.quantity import parse_quantity
 
 TPU_RESOURCE = "google.com/tpu"
@@ -50,16 +55,27 @@ class JobSpec:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: tuple[Mapping[str, Any], ...] = ()
     pod_template: Mapping[str, Any] = field(default_factory=dict)
+    secret_env: tuple[data.SecretEnv, ...] = ()
+    mounts: tuple[data.Mount, ...] = ()
 
     def with_overrides(self, **overrides: Any) -> JobSpec:
-        """Flags over the file: ``None`` means "not given"; maps merge key by key."""
+        """Flags over the file: ``None`` means "not given"; maps merge key by key;
+        references (secret env, mounts) add to the file's."""
         changes: dict[str, Any] = {}
         for key, value in overrides.items():
             if value is None:
                 continue
             current = getattr(self, key)
-            changes[key] = {**current, **value} if isinstance(current, Mapping) else value
+            if isinstance(current, Mapping):
+                changes[key] = {**current, **value}
+            elif key in _ADDED:
+                changes[key] = (*current, *value)
+            else:
+                changes[key] = value
         return replace(self, **changes)
+
+
+_ADDED = ("secret_env", "mounts")
 
 
 # File keys (camelCase, like Kubernetes) -> JobSpec fields.
@@ -78,6 +94,17 @@ FILE_KEYS = {
     "nodeSelector": "node_selector",
     "tolerations": "tolerations",
     "podTemplate": "pod_template",
+    "secretEnv": "secret_env",
+    "secretMounts": "mounts",
+    "mounts": "mounts",
+    "configMaps": "mounts",
+}
+# File keys that are lists of references, in ant.jobs.data's grammar -> parse_all's argument.
+_REFERENCE_KEYS = {
+    "secretEnv": "secret_env",
+    "secretMounts": "secret_mounts",
+    "mounts": "mounts",
+    "configMaps": "config_maps",
 }
 
 
@@ -103,6 +130,7 @@ def load_file(path: str) -> JobSpec:
 
 def from_mapping(doc: Mapping[str, Any], source: str) -> JobSpec:
     values: dict[str, Any] = {}
+    references: dict[str, list[str]] = {}
     for key, value in doc.items():
         if key not in FILE_KEYS:
             close = difflib.get_close_matches(str(key), FILE_KEYS, n=1)
@@ -111,8 +139,17 @@ def from_mapping(doc: Mapping[str, Any], source: str) -> JobSpec:
                 "unknown field",
                 hint=f"did you mean {close[0]}?" if close else f"known: {', '.join(FILE_KEYS)}",
             )
-        values[FILE_KEYS[key]] = _coerce(FILE_KEYS[key], value, f"{source}: {key}")
-    return JobSpec(**values)
+        if key in _REFERENCE_KEYS:
+            references[_REFERENCE_KEYS[key]] = _strings(value, f"{source}: {key}")
+        else:
+            values[FILE_KEYS[key]] = _coerce(FILE_KEYS[key], value, f"{source}: {key}")
+    return JobSpec(**values, **data.parse_all(**references, source=source))
+
+
+def _strings(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list):
+        raise ValidationError(where, "expected a list of strings")
+    return [_string(v, where) for v in value]
 
 
 def _coerce(name: str, value: Any, where: str) -> Any:
@@ -191,7 +228,8 @@ def validate(spec: JobSpec) -> None:
                 f"resource {key}", f"{qty!r} is not a quantity a job can ask for: it is negative"
             )
     for key in spec.env:
-        if not re.fullmatch(r"[-._a-zA-Z][-._a-zA-Z0-9]*", key):
+        if not data.ENV_NAME.fullmatch(key):
             raise ValidationError(f"env {key}", "not a valid environment variable name")
         if key.startswith("ANT_"):
             raise ValidationError(f"env {key}", "ANT_* variables are set by ant")
+    data.validate(spec.env, spec.secret_env, spec.mounts)

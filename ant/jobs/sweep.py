@@ -269,6 +269,7 @@ def submit(
     *,
     workers: int = WORKERS,
     on_progress: Callable[[int], None] | None = None,
+    on_unchecked: Callable[[str], None] | None = None,
 ) -> list[Any]:
     """Create every job of the sweep; the created StatefulSets, in index order.
 
@@ -276,7 +277,7 @@ def submit(
     ant is interrupted; errors found before anything was created are raised as they are.
     """
     messages = [lifecycle.to_messages(j.manifests) for j in sweep.jobs]
-    _preflight(client, sweep, messages[0])
+    _preflight(client, sweep, messages[0], on_unchecked)
 
     created: dict[int, Any] = {}
     failed: dict[str, BaseException] = {}
@@ -351,9 +352,15 @@ def _names(sweep: Sweep, created: Mapping[int, Any]) -> list[str]:
     return [sweep.jobs[i].name for i in sorted(created)]
 
 
-def _preflight(client: Client, sweep: Sweep, first: tuple[Any, Any]) -> None:
+def _preflight(
+    client: Client,
+    sweep: Sweep,
+    first: tuple[Any, Any],
+    on_unchecked: Callable[[str], None] | None,
+) -> None:
     """What ``lifecycle.submit`` checks per job, once: every job shares the same shape."""
     lifecycle.check_priority_class(client, sweep.priority)
+    lifecycle.check_references(client, sweep.jobs[0].manifests, on_unchecked)
     lifecycle.dry_run(client, sweep.jobs[0].manifests, first)
 
 

@@ -76,7 +76,12 @@ def _kinds(api_version: str, module: str, *names: str) -> dict[tuple[str, str], 
 # (apiVersion, kind) -> (module under ant.kube.proto, message name): the kinds ant uses.
 KINDS: Mapping[tuple[str, str], tuple[str, str]] = {
     **_kinds("apps/v1", "apps_v1_pb2", "StatefulSet", "ControllerRevision"),
-    **_kinds("v1", "core_v1_pb2", "Pod", "Service", "Event", "Node", "Namespace", "ConfigMap"),
+    **_kinds(
+        "v1",
+        "core_v1_pb2",
+        *("Pod", "Service", "Event", "Node", "Namespace", "ConfigMap"),
+        *("Secret", "PersistentVolumeClaim"),
+    ),
     **_kinds("events.k8s.io/v1", "events_v1_pb2", "Event"),
     **_kinds("scheduling.k8s.io/v1", "scheduling_v1_pb2", "PriorityClass"),
     **_kinds("policy/v1", "policy_v1_pb2", "PodDisruptionBudget"),

@@ -28,6 +28,10 @@ NAMESPACES: Resource[core_v1_pb2.Namespace] = Resource(
     "", "v1", "namespaces", "Namespace", namespaced=False
 )
 CONFIG_MAPS: Resource[core_v1_pb2.ConfigMap] = Resource("", "v1", "configmaps", "ConfigMap")
+SECRETS: Resource[core_v1_pb2.Secret] = Resource("", "v1", "secrets", "Secret")
+PERSISTENT_VOLUME_CLAIMS: Resource[core_v1_pb2.PersistentVolumeClaim] = Resource(
+    "", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"
+)
 STATEFULSETS: Resource[apps_v1_pb2.StatefulSet] = Resource(
     "apps", "v1", "statefulsets", "StatefulSet"
 )

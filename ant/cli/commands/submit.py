@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -42,6 +42,26 @@ def submit(
         list[str] | None, typer.Option("--resource", help="NAME=QTY per pod (repeatable).")
     ] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help="K=V (repeatable).")] = None,
+    env_file: Annotated[
+        list[str] | None,
+        typer.Option("--env-file", help="FILE of KEY=VALUE lines (repeatable); --env wins."),
+    ] = None,
+    secret_env: Annotated[
+        list[str] | None,
+        typer.Option("--secret-env", help="NAME=SECRET:KEY: env var from a Secret (repeatable)."),
+    ] = None,
+    secret_mount: Annotated[
+        list[str] | None,
+        typer.Option("--secret-mount", help="SECRET:/path, read-only (repeatable)."),
+    ] = None,
+    mount: Annotated[
+        list[str] | None,
+        typer.Option("--mount", help="PVC:/path[:ro] a PersistentVolumeClaim (repeatable)."),
+    ] = None,
+    config_map: Annotated[
+        list[str] | None,
+        typer.Option("--config-map", help="CONFIGMAP:/path, read-only (repeatable)."),
+    ] = None,
     label: Annotated[
         list[str] | None, typer.Option("--label", help="K=V selectable label (repeatable).")
     ] = None,
@@ -67,7 +87,7 @@ def submit(
         output_option(OutputFormat.name, OutputFormat.json, OutputFormat.yaml),
     ] = None,
 ) -> None:
-    from ant.jobs import manifest
+    from ant.jobs import data, manifest
     from ant.jobs import spec as jobspec
     from ant.jobs.documents import rfc3339, submitted_job
     from ant.jobs.identity import Identity, whoami
@@ -80,6 +100,14 @@ def submit(
         **manifest.accelerator_resources(tpus, gpus),
         **jobspec.parse_pairs(resource or [], "--resource"),
     }
+    environment = {
+        **{
+            k: v
+            for path in env_file or []
+            for k, v in data.parse_env_file(path, app.env.vars).items()
+        },
+        **jobspec.parse_pairs(env or [], "--env"),
+    }
     job = base.with_overrides(
         name=name,
         generate_name=generate_name,
@@ -89,9 +117,10 @@ def submit(
         description=description,
         command=app.env.trailing_command or None,
         resources=resources or None,
-        env=jobspec.parse_pairs(env or [], "--env") or None,
+        env=environment or None,
         labels=jobspec.parse_pairs(label or [], "--label") or None,
         meta=jobspec.parse_pairs(meta or [], "--meta") or None,
+        **data.parse_all(secret_env or [], secret_mount or [], mount or [], config_map or []),
     )
     if name and base.generate_name:
         job = job.with_overrides(generate_name="")
@@ -114,8 +143,14 @@ def submit(
         command_line=shlex.join(["ant", *app.env.argv]),
         git=manifest.git_info(app.env.cwd),
     )
+
+    def unchecked(what: str) -> None:
+        app.terminal.warn(f"cannot check that {what} exists (access denied); submitting anyway")
+
     if parameters is not None:
-        _submit_sweep(app, job, parameters, copies, namespace, provenance, dry_run, output)
+        _submit_sweep(
+            app, job, parameters, copies, namespace, provenance, dry_run, output, unchecked
+        )
         return
     manifests = manifest.build(job, manifest.job_name(job), namespace, provenance)
     if dry_run:
@@ -126,7 +161,7 @@ def submit(
         return
 
     with app.terminal.status(f"submitting {manifests.name}"):
-        created = create_job(app.client, manifests, job.priority)
+        created = create_job(app.client, manifests, job.priority, on_unchecked=unchecked)
     app.record_write(created.metadata.resourceVersion)
     if output is OutputFormat.name:
         app.terminal.line(manifests.name)
@@ -149,6 +184,7 @@ def _submit_sweep(
     provenance: Provenance,
     dry_run: bool,
     output: OutputFormat | None,
+    on_unchecked: Callable[[str], None],
 ) -> None:
     """``--sweep``/``--count``: many jobs over one connection pool (ant.jobs.sweep)."""
     from ant.jobs import documents
@@ -168,6 +204,7 @@ def _submit_sweep(
                 app.client,
                 plan,
                 on_progress=progress.update if app.terminal.interactive else None,
+                on_unchecked=on_unchecked,
             )
     except sweeps.SweepFailed as e:
         for name in e.created:  # exactly the jobs that exist, one per line
