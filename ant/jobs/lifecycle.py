@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ant.errors import (
     AlreadyExists,
@@ -36,12 +36,14 @@ from ant.errors import (
 )
 from ant.jobs import data, schema
 from ant.jobs.documents import rfc3339
-from ant.jobs.manifest import Manifests
 from ant.jobs.model import Job, job_from, job_from_status, jobs_from, settled
-from ant.jobs.podwatch import Pods, PodTracker, is_ready
 from ant.kube import resources as r
 from ant.kube.client import Client
 from ant.kube.watch import follow
+
+if TYPE_CHECKING:  # what only submit and the waits need: not on the path of a list
+    from ant.jobs.manifest import Manifests
+    from ant.jobs.podwatch import Pods
 
 
 @dataclass(frozen=True)
@@ -411,6 +413,8 @@ def delete_jobs(
 
 def wait_gone(client: Client, namespace: str, names: Sequence[str], timeout: float) -> None:
     """Until no pod of these jobs is left."""
+    from ant.jobs.podwatch import PodTracker
+
     wanted = set(names)
     tracker = PodTracker(client, namespace, schema.mine_selector())
 
@@ -454,6 +458,8 @@ def wait_replaced_and_ready(
     on_change: Callable[[int], None] | None = None,
 ) -> None:
     """Until each named pod exists again with a new uid and is Ready."""
+    from ant.jobs.podwatch import PodTracker, is_ready
+
     tracker = PodTracker(client, job.namespace, f"{schema.JOB}={job.name}")
 
     def count(pods: Pods) -> int:
