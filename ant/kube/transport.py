@@ -305,6 +305,7 @@ class Transport:
                     stream,
                 )
             except WireError as e:
+                log.info("%s %s failed after %s: %s", method, url, _since(started), e.reason)
                 error = _transport_error(e, url)
                 if deadline.remaining(ends) <= 0:
                     raise deadline.exceeded(_host(url), e.reason) from e
@@ -315,8 +316,7 @@ class Transport:
                     attempt += 1
                     continue
                 raise error from e
-            elapsed_ms = (time.monotonic() - started) * 1000
-            log.debug("%s %s %d %.1fms", method, resp.url, resp.status_code, elapsed_ms)
+            _log_call(method, resp, headers, started, attempt, stream)
             if resp.status_code < 400:
                 return resp
             error_ = _api_error(resp)
@@ -390,6 +390,39 @@ class Transport:
             raise deadline.exceeded(_host(url), why)  # the retry could not start in time
         log.info("retrying %s %s in %.2fs: %s", method, url, delay, why)
         self._sleep(delay)
+
+
+# Never logged as they are: a credential in a log is a leaked credential.
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+
+
+def _since(started: float) -> str:
+    return f"{(time.monotonic() - started) * 1000:.1f}ms"
+
+
+def _log_call(
+    method: str,
+    resp: requests.Response | Reply,
+    sent: Mapping[str, str],
+    started: float,
+    attempt: int,
+    stream: bool,
+) -> None:
+    """``-v``: one line per API call (method, URL, status, time to the answer: for a
+    stream, to its headers); ``-vv`` adds the size and attempt, and the headers ant sent
+    and received, credentials masked."""
+    log.info("%s %s %d %s", method, resp.url, resp.status_code, _since(started))
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    size = "streamed" if stream else f"{len(resp.content)} bytes"
+    log.debug("  timing: %s, body %s, attempt %d", _since(started), size, attempt + 1)
+    for direction, headers in (
+        (">", {"User-Agent": USER_AGENT, **sent}),
+        ("<", dict(resp.headers.items())),
+    ):
+        for name, value in sorted(headers.items()):
+            shown = "<masked>" if name.lower() in _SECRET_HEADERS else value
+            log.debug("  %s %s: %s", direction, name, shown)
 
 
 def _should_retry(error: ApiError, idempotent: bool) -> bool:
