@@ -47,6 +47,16 @@ GLOBAL_OPTIONS = (
 # Commands that take the job's command after `--`.
 TAKES_TRAILING_COMMAND = frozenset({"submit", "update"})
 
+# What people coming from Slurm, SkyPilot, XPK or kubectl type, and ant's command for it
+# (docs/cli.md "Coming from other tools"): a one-line hint, exit 2, never a guess that acts.
+OTHER_TOOLS_COMMANDS = {
+    "cancel": "'ant delete JOB' stops a job and removes it",
+    "stop": "'ant delete JOB' stops a job and removes it",
+    "status": "'ant list' shows your jobs, 'ant show JOB' one of them",
+    "describe": "'ant show JOB' shows a job",
+    "ps": "'ant list' shows your jobs",
+}
+
 
 @dataclass(frozen=True)
 class GlobalOptions:

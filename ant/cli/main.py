@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, NoReturn
 
 from ant.cli.command_line import (
+    OTHER_TOOLS_COMMANDS,
     TAKES_TRAILING_COMMAND,
     command_name,
     hoist_global_options,
@@ -16,6 +17,8 @@ from ant.cli.environment import Environment
 from ant.errors import AntError, ExitCode
 
 if TYPE_CHECKING:
+    from typer._click.exceptions import UsageError as ClickUsageError
+
     from ant.cli.terminal import Terminal
 
 
@@ -37,7 +40,11 @@ def run(argv: list[str] | None = None, env: Environment | None = None) -> int:
 
         return Terminal(env)
 
-    if trailing and command_name(args) not in TAKES_TRAILING_COMMAND:
+    command = command_name(args)
+    if command in OTHER_TOOLS_COMMANDS:
+        terminal().error(f"ant has no '{command}' command: {OTHER_TOOLS_COMMANDS[command]}")
+        return ExitCode.USAGE
+    if trailing and command not in TAKES_TRAILING_COMMAND:
         terminal().error(
             f"unexpected arguments after '--': {' '.join(trailing)} "
             f"(only {' and '.join(sorted(TAKES_TRAILING_COMMAND))} take a command)"
@@ -50,8 +57,7 @@ def run(argv: list[str] | None = None, env: Environment | None = None) -> int:
         terminal().info(e.format_message().rstrip())
         return ExitCode.USAGE
     except UsageError as e:
-        command = e.ctx.command_path if e.ctx else "ant"
-        terminal().error(f"{e.format_message()} (see '{command} --help')")
+        terminal().error(_forgotten_dashes(e) or f"{e.format_message()} (see '{_path(e)} --help')")
         return ExitCode.USAGE
     except (KeyboardInterrupt, Abort):
         terminal().error("interrupted")
@@ -70,6 +76,31 @@ def run(argv: list[str] | None = None, env: Environment | None = None) -> int:
         terminal().error(f"unexpected {type(e).__name__}: {e} (ANT_DEBUG=1 shows the traceback)")
         return ExitCode.ERROR
     return int(result) if isinstance(result, int) else ExitCode.OK
+
+
+def _path(e: ClickUsageError) -> str:
+    return e.ctx.command_path if e.ctx else "ant"
+
+
+def _forgotten_dashes(e: ClickUsageError) -> str | None:
+    """``ant submit --image I python train.py``: the job's command without ``--`` before it."""
+    ctx = e.ctx
+    if ctx is None or ctx.info_name not in TAKES_TRAILING_COMMAND:
+        return None
+    if type(e).__name__ == "NoSuchOption":  # click's; `--lr` of `python train.py --lr 3`
+        return (
+            f"No such option: {getattr(e, 'option_name', '')} (if it is the job command's, "
+            f"put that command after '--': "
+            f"{ctx.command_path} [OPTIONS] -- COMMAND [ARGS]...)"
+        )
+    if not e.message.startswith("Got unexpected extra argument"):
+        return None
+    extra = e.message.rpartition("(")[2].removesuffix(")")
+    words = " ".join(w for w in (ctx.params.get("file"), extra) if w)
+    return (
+        f"'{words}' looks like the job's command: put it after '--' "
+        f"({ctx.command_path} [OPTIONS] -- {words})"
+    )
 
 
 def main() -> NoReturn:

@@ -138,6 +138,49 @@ def test_double_dash_on_a_command_that_takes_no_command() -> None:
     ]
 
 
+# ---- habits from other tools --------------------------------------------------------
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (
+            ["cancel", "bert"],
+            "ant has no 'cancel' command: 'ant delete JOB' stops a job and removes it",
+        ),
+        (
+            ["-n", "x", "status"],
+            "ant has no 'status' command: 'ant list' shows your jobs, 'ant show JOB' one of them",
+        ),
+        (
+            ["submit", "--dry-run", "--name", "b", "--image", "i", "python", "train.py"],
+            "'python train.py' looks like the job's command: put it after '--' "
+            "(ant submit [OPTIONS] -- python train.py)",
+        ),
+        (
+            ["update", "bert", "python", "train.py"],
+            "'python train.py' looks like the job's command: put it after '--' "
+            "(ant update [OPTIONS] -- python train.py)",
+        ),
+        (
+            ["submit", "--dry-run", "--name", "b", "--image", "i", "python"],
+            "cannot read job spec python: No such file or directory "
+            "(if 'python' is the job's command, put it after '--': ant submit ... -- python)",
+        ),
+        (
+            ["submit", "--image", "i", "python", "train.py", "--lr", "3"],
+            "No such option: --lr (if it is the job command's, put that command after '--': "
+            "ant submit [OPTIONS] -- COMMAND [ARGS]...)",
+        ),
+    ],
+)
+def test_other_tools_habits_get_a_one_line_hint(argv: list[str], line: str) -> None:
+    result = ant(*argv)
+    assert (result.code, result.err_lines, result.out) == (
+        ExitCode.USAGE,
+        [f"ant: error: {line}"],
+        "",
+    )
+
+
 # ---- ANT_* variables -----------------------------------------------------------------
 def test_global_options_come_from_ant_variables_of_the_injected_environment(
     kubeconfig: Path,

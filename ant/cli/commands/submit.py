@@ -95,7 +95,7 @@ def submit(
     from ant.jobs.model import job_from
 
     app: App = ctx.obj
-    base = jobspec.load_file(file) if file else jobspec.JobSpec()
+    base = _load_spec(file, app) if file else jobspec.JobSpec()
     resources = {
         **manifest.accelerator_resources(tpus, gpus),
         **jobspec.parse_pairs(resource or [], "--resource"),
@@ -237,3 +237,23 @@ def _print_dry_run(app: App, jobs: list[Manifests], output: OutputFormat | None)
     items = [obj for m in jobs for obj in (m.service, m.statefulset)]
     document = {"apiVersion": "v1", "kind": "List", "items": items}
     (app.terminal.json if output is OutputFormat.json else app.terminal.yaml)(document)
+
+
+def _load_spec(file: str, app: App) -> JobSpec:
+    """The job spec FILE. One that does not exist, is not named like YAML, and comes with no
+    command after ``--`` is most likely the job's command typed without ``--``."""
+    from pathlib import Path
+
+    from ant.errors import UsageError
+    from ant.jobs import spec as jobspec
+
+    try:
+        return jobspec.load_file(file)
+    except UsageError as e:
+        path = Path(file)
+        if app.env.trailing_command or path.exists() or path.suffix in (".yaml", ".yml"):
+            raise
+        raise UsageError(
+            e.message,
+            hint=f"if '{file}' is the job's command, put it after '--': ant submit ... -- {file}",
+        ) from e
