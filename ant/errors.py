@@ -34,6 +34,7 @@ job changed under a rollout) are the classes beside it, never a made-up ``Status
     ├── DecodeError ..................... 1  ERROR        a body ant cannot decode
     ├── Aborted ......................... 1  ERROR        the user said no at a prompt
     ├── RolloutPaused ................... 7  PAUSED       a rollout stopped on an unhealthy pod
+    ├── NotOwner ........................ 9  NOT_OWNER    someone else's job, and no --force
     ├── SweepFailed (ant.jobs.sweep) .... the code of the first failure; names what was created
     └── ReviewError (ant.cache.auth) .... 6  UNAVAILABLE  a token or access review failed (503)
 
@@ -58,6 +59,7 @@ class ExitCode(IntEnum):
     CONFLICT = 5
     UNAVAILABLE = 6
     PAUSED = 7
+    NOT_OWNER = 9
     INTERRUPTED = 130
 
 
@@ -119,6 +121,12 @@ class Aborted(AntError):
 
 class RolloutPaused(AntError):
     exit_code = ExitCode.PAUSED
+
+
+class NotOwner(AntError):
+    """A write to another user's job that the caller did not force (ant.jobs.ownership)."""
+
+    exit_code = ExitCode.NOT_OWNER
 
 
 class DecodeError(AntError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ant.cli.command_line import GlobalOptions
 from ant.cli.environment import Environment
@@ -12,6 +12,7 @@ from ant.cli.terminal import Terminal
 
 if TYPE_CHECKING:
     from ant.jobs.identity import Identity, IdentityCache
+    from ant.jobs.ownership import Owner
     from ant.kube.client import Client
     from ant.kube.config import KubeConfig
 
@@ -90,6 +91,18 @@ class App:
         from ant.jobs.identity import whoami
 
         return whoami(self.client, self.identity_cache)
+
+    def check_owner(
+        self, job: str, statefulset: Any, *, force: bool, me: Identity | None = None
+    ) -> Owner | None:
+        """Before changing a job: refuse another user's unless ``force`` (ant.jobs.ownership);
+        returns that other owner, to name in prompts. ``me``: who asked, if known."""
+        from ant.jobs import ownership
+
+        meta = statefulset.metadata
+        owner = ownership.owner_of(meta.labels, meta.annotations)
+        me = me or self.identity()
+        return ownership.check(job, self.namespace, owner, me, force=force, flag="--force")
 
     @cached_property
     def reader(self) -> Client:

@@ -44,6 +44,8 @@ def _check_choice(
 AllUsers = Annotated[bool, typer.Option("--all-users", help="Everyone's jobs.")]
 User = Annotated[str | None, typer.Option("--user", help="This user's jobs.")]
 AllNamespaces = Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")]
+# Commands that change a job act on the caller's own unless forced (ant.jobs.ownership).
+Force = Annotated[bool, typer.Option("--force", help="Act on another user's job too.")]
 
 
 # Names become request paths: every job name is checked where it enters (exit 2).

@@ -89,7 +89,16 @@ def ant(devcluster: DevCluster, tmp_path: Path) -> Iterator[Ant]:
     yield runner
     for namespace, name in runner.created:
         result = runner(
-            "delete", "-n", namespace, name, "--yes", "--wait", "--timeout", "60s", user="admin"
+            "delete",
+            "-n",
+            namespace,
+            name,
+            "--yes",
+            "--force",
+            "--wait",
+            "--timeout",
+            "60s",
+            user="admin",
         )
         assert result.code in (0, ExitCode.NOT_FOUND), str(result)
 

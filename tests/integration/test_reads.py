@@ -47,7 +47,7 @@ def ant(devcluster: DevCluster) -> Iterator[Ant]:
     runner = Ant(devcluster)
     yield runner
     for namespace, name in runner.created:
-        runner("delete", "-n", namespace, name, "--yes", user="admin")
+        runner("delete", "-n", namespace, name, "--yes", "--force", user="admin")
 
 
 def requests_made(result: Result) -> list[tuple[str, str]]:

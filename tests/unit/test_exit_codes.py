@@ -19,6 +19,7 @@ DOCUMENTED = {
     "CONFLICT": 5,
     "UNAVAILABLE": 6,
     "PAUSED": 7,
+    "NOT_OWNER": 9,
     "INTERRUPTED": 130,
 }
 
@@ -50,6 +51,7 @@ def test_docs_cli_md_exit_code_table_matches_the_code() -> None:
         (errors.JobChanged("x"), 5),
         (errors.Aborted("x"), 1),
         (errors.RolloutPaused("x"), 7),
+        (errors.NotOwner("x"), 9),
         (errors.DecodeError("x"), 1),
         (errors.TransportError("x"), 6),
         (errors.ConnectError("x"), 6),

@@ -5,12 +5,13 @@ from typing import Annotated
 import typer
 
 from ant.cli.context import App
-from ant.cli.options import JobNames
+from ant.cli.options import AllUsers, Force, JobNames
 
 HELP = """Delete jobs: their StatefulSet (and so their pods) and Service.
 
 Name jobs, or select them: --mine --all (every job of yours in the namespace),
--l SELECTOR, or --sweep ID. Asks first on a terminal; scripts must pass --yes."""
+-l SELECTOR, or --sweep ID (your jobs; with --all-users everyone's). Another user's job
+named only with --force. Asks first on a terminal; scripts must pass --yes."""
 
 
 def delete(
@@ -22,13 +23,15 @@ def delete(
         str | None, typer.Option("--selector", "-l", help="Your jobs matching a label selector.")
     ] = None,
     sweep: Annotated[str | None, typer.Option("--sweep", help="Every job of a sweep.")] = None,
+    all_users: AllUsers = False,
+    force: Force = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Until their pods are gone.")] = False,
     timeout: Annotated[str, typer.Option("--timeout", help="How long --wait waits.")] = "5m",
 ) -> None:
     from ant.cli.views import parse_duration
     from ant.errors import Aborted, UsageError
-    from ant.jobs import lifecycle, schema
+    from ant.jobs import lifecycle, ownership, schema
     from ant.jobs.identity import whoami
 
     app: App = ctx.obj
@@ -38,15 +41,34 @@ def delete(
         raise UsageError(
             "name the jobs to delete, or select them with --mine --all, -l or --sweep (not both)"
         )
+    if all_users and (mine or not (selector or sweep)):
+        raise UsageError("--all-users goes with -l or --sweep (not with --mine or names)")
+    # Selecting your jobs asks who you are afresh (docs/metadata.md); naming them may
+    # use the remembered answer.
+    me = whoami(app.client) if selecting else app.identity()
     names = list(jobs or [])
     if selecting:
         extra = ",".join(s for s in (selector, f"{schema.SWEEP}={sweep}" if sweep else None) if s)
-        selector_ = schema.mine_selector(whoami(app.client).label, extra or None)
-        names = sorted(lifecycle.job_names(app.client, app.namespace, selector_))
+        label_selector = schema.mine_selector(None if all_users else me.label, extra or None)
+        names = sorted(lifecycle.job_names(app.client, app.namespace, label_selector))
+        # Yours need no owner named; everyone's do (one GET each, for the prompt).
+        owners = ownership.owners(app.client, app.namespace, names) if all_users else {}
         if not names:
             app.terminal.info(f"no matching jobs in {app.namespace}")
             return
-    shown = ", ".join(names) if len(names) <= 10 else f"{', '.join(names[:10])}, ..."
+    else:
+        owners = ownership.owners(app.client, app.namespace, names)
+    others = {
+        name: other.username
+        for name in names
+        if (
+            other := ownership.check(
+                name, app.namespace, owners.get(name), me, force=force or selecting, flag="--force"
+            )
+        )
+    }
+    named = [f"{n} ({others[n]}'s)" if n in others else n for n in names]
+    shown = ", ".join(named) if len(named) <= 10 else f"{', '.join(named[:10])}, ..."
     question = f"Delete {len(names)} job(s) in {app.namespace} ({shown})?"
     if not app.terminal.confirm(question, assume_yes=yes):
         raise Aborted("nothing deleted")

@@ -5,11 +5,12 @@ from typing import Annotated
 import typer
 
 from ant.cli.context import App
-from ant.cli.options import JobName
+from ant.cli.options import Force, JobName
 
 HELP = """Restart replicas: delete their pods so the StatefulSet recreates them.
 
-Without --replica every pod is restarted, after confirmation."""
+Without --replica every pod is restarted, after confirmation. Another user's job only
+with --force."""
 
 
 def restart(
@@ -21,16 +22,21 @@ def restart(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Until they are Ready again.")] = False,
     timeout: Annotated[str, typer.Option("--timeout", help="How long --wait waits.")] = "10m",
+    force: Force = False,
 ) -> None:
     from ant.cli.views import parse_duration
     from ant.errors import Aborted
-    from ant.jobs import lifecycle
+    from ant.jobs import lifecycle, ownership
 
     app: App = ctx.obj
     wait_seconds = parse_duration(timeout, "--timeout")
     found = lifecycle.get_job(app.client, app.namespace, job)
+    other = ownership.check(
+        job, app.namespace, ownership.job_owner(found), app.identity(), force=force, flag="--force"
+    )
+    whose = f" ({other.username}'s job)" if other else ""
     if not replica and not app.terminal.confirm(
-        f"Restart all {found.replicas} replicas of {job}?", assume_yes=yes
+        f"Restart all {found.replicas} replicas of {job}{whose}?", assume_yes=yes
     ):
         raise Aborted("nothing restarted")
     deleted = lifecycle.restart(app.client, found, replica or None)

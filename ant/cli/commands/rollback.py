@@ -5,13 +5,13 @@ from typing import Annotated
 import typer
 
 from ant.cli.context import App
-from ant.cli.options import JobOrStatefulSet
+from ant.cli.options import Force, JobOrStatefulSet
 
 HELP = """Restore the pod template of the job's previous revision.
 
 Like 'ant update', nothing restarts: 'ant rollout JOB' then replaces the pods (those
 still on the restored revision are left alone). --to-revision picks another revision
-by number ('ant rollout status JOB' lists them)."""
+by number ('ant rollout status JOB' lists them). Another user's job only with --force."""
 
 
 def rollback(
@@ -24,12 +24,17 @@ def rollback(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the diff of the pod template; change nothing.")
     ] = False,
+    force: Force = False,
 ) -> None:
     from ant.jobs import rollout as ro
     from ant.jobs.identity import whoami
 
     app: App = ctx.obj
-    by = "" if dry_run else whoami(app.client).username
+    by = ""
+    if not dry_run:
+        me = whoami(app.client)
+        by = me.username
+        app.check_owner(job, ro.load(app.client, app.namespace, job), force=force, me=me)
     with app.terminal.status(f"rolling back {job}"):
         result = ro.rollback(
             app.client, app.namespace, job, by=by, to_revision=to_revision, dry_run=dry_run

@@ -8,7 +8,7 @@ from typer.core import TyperGroup
 
 from ant.cli.completion import complete_job
 from ant.cli.context import App
-from ant.cli.options import JobOrStatefulSet, OutputFormat, output_option
+from ant.cli.options import Force, JobOrStatefulSet, OutputFormat, output_option
 
 if TYPE_CHECKING:
     from ant.cli.terminal import Progress
@@ -129,6 +129,7 @@ def run(
         bool, typer.Option("--dry-run", help="Print the plan: which pods, in which batches.")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    force: Force = False,
 ) -> None:
     app: App = ctx.obj
     options = rollout_options(
@@ -139,7 +140,7 @@ def run(
         timeout=timeout,
         on_failure=on_failure.value,
     )
-    execute(app, job, options, dry_run=dry_run, yes=yes)
+    execute(app, job, options, dry_run=dry_run, yes=yes, force=force)
 
 
 def rollout_options(
@@ -165,7 +166,9 @@ def rollout_options(
     )
 
 
-def execute(app: App, target: str, options: RolloutOptions, *, dry_run: bool, yes: bool) -> None:
+def execute(
+    app: App, target: str, options: RolloutOptions, *, dry_run: bool, yes: bool, force: bool
+) -> None:
     """Plan, confirm, run with a progress bar, report. Shared with ``ant update --rollout``."""
     from ant.errors import Aborted
     from ant.jobs import rollout as ro
@@ -178,18 +181,20 @@ def execute(app: App, target: str, options: RolloutOptions, *, dry_run: bool, ye
         render_plan(app, ro.plan(sts, pods, options))
         return
     name = sts.metadata.name
+    other = app.check_owner(name, sts, force=force)
+    whose = f" ({other.username}'s job)" if other else ""
     if not yes and app.env.stdin_isatty:
         # Scripts without --yes are refused by confirm(); people see what will happen first.
         pods = PodTracker(client, app.namespace, ro.pod_selector(sts)).pods.values()
         preview = ro.plan(sts, pods, options)
         if preview.to_replace and not app.terminal.confirm(
-            f"Replace {len(preview.to_replace)} pod(s) of {name} with revision "
+            f"Replace {len(preview.to_replace)} pod(s) of {name}{whose} with revision "
             f"{preview.target_revision} ({preview.limit_text})?",
             assume_yes=False,
         ):
             raise Aborted("nothing replaced")
     elif not yes:
-        app.terminal.confirm(f"Roll out {name}?", assume_yes=False)  # raises: needs --yes
+        app.terminal.confirm(f"Roll out {name}{whose}?", assume_yes=False)  # raises: needs --yes
     app.deadline.per_call()  # batches wait as long as they need: each call gets the deadline
 
     app.terminal.info(

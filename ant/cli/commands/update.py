@@ -5,7 +5,7 @@ from typing import Annotated, Any
 import typer
 
 from ant.cli.context import App
-from ant.cli.options import JobOrStatefulSet
+from ant.cli.options import Force, JobOrStatefulSet
 
 HELP = """Change a job's pod template: image, env, command, or any field from a file.
 
@@ -21,7 +21,7 @@ Nothing restarts: the change becomes the job's update revision, and 'ant rollout
 section) merged like a job spec's podTemplate; flags apply after it. A concurrent edit
 by someone else is never overwritten: on a conflict ant re-reads the job and applies
 your change again. The change (who, when, what, previous revision) is recorded in the
-ant.dev/last-update annotation."""
+ant.dev/last-update annotation. Another user's job only with --force."""
 
 
 def update(
@@ -72,6 +72,7 @@ def update(
         str, typer.Option("--timeout", help="With --rollout: see ant rollout.")
     ] = "10m",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="With --rollout: do not ask.")] = False,
+    force: Force = False,
 ) -> None:
     from ant.cli.commands.rollout import execute, rollout_options
     from ant.errors import UsageError
@@ -100,7 +101,11 @@ def update(
         pod_template_source=file or "",
         meta=jobspec.parse_pairs(meta or [], "--meta"),
     )
-    by = "" if dry_run else whoami(app.client).username
+    by = ""
+    if not dry_run:
+        me = whoami(app.client)
+        by = me.username
+        app.check_owner(job, ro.load(app.client, app.namespace, job), force=force, me=me)
     with app.terminal.status(f"updating {job}"):
         result = ro.update(app.client, app.namespace, job, change, by=by, dry_run=dry_run)
     name = result.name
@@ -128,7 +133,7 @@ def update(
     if options is None:
         app.terminal.info(f"nothing restarted: 'ant rollout {job}' replaces the pods")
         return
-    execute(app, job, options, dry_run=False, yes=yes)
+    execute(app, job, options, dry_run=False, yes=yes, force=force)
 
 
 def _load_fragment(path: str) -> dict[str, Any]:

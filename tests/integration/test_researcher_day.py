@@ -1,0 +1,137 @@
+"""A researcher's day without kubectl (issue 13): alice and bob share `research`.
+
+Each test runs the real CLI in-process as one of the dev cluster's users and waits on
+the very condition it asserts.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from ant.errors import ExitCode
+from tests.conftest import DevCluster
+from tests.helpers import Result, run_ant, unique, wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("ant_priorities")]
+
+RESEARCH = "research"
+
+
+@dataclass
+class Ant:
+    devcluster: DevCluster
+    created: list[tuple[str, str]] = field(default_factory=list)
+
+    def __call__(
+        self,
+        *argv: str,
+        user: str = "alice",
+        vars: dict[str, str] | None = None,
+        stdin: io.StringIO | None = None,
+    ) -> Result:
+        args = ["--kubeconfig", str(self.devcluster.kubeconfig), "--context", user]
+        return run_ant([*args, *argv], vars=vars, stdin=stdin)
+
+    def ok(self, *argv: str, **kwargs: Any) -> Result:
+        result = self(*argv, **kwargs)
+        assert result.code == 0, str(result)
+        return result
+
+    def submit(self, name: str, *flags: str, user: str, namespace: str = RESEARCH) -> None:
+        self.created.append((namespace, name))
+        self.ok(
+            "submit", "-n", namespace, "--name", name, "--image", "busybox:1.36", *flags, user=user
+        )
+
+
+@pytest.fixture
+def ant(devcluster: DevCluster) -> Iterator[Ant]:
+    runner = Ant(devcluster)
+    yield runner
+    for namespace, name in runner.created:
+        runner("delete", "-n", namespace, name, "--yes", "--force", user="admin")
+
+
+def pods(devcluster: DevCluster, namespace: str, job: str) -> dict[str, Any]:
+    """The job's pods by name, as the admin sees them."""
+    from kubernetes import client
+
+    with devcluster.api_client("admin") as api:
+        found = client.CoreV1Api(api).list_namespaced_pod(
+            namespace, label_selector=f"ant.dev/job={job}"
+        )
+    return {p.metadata.name: p for p in found.items}
+
+
+def running(devcluster: DevCluster, namespace: str, job: str, replicas: int) -> dict[str, Any]:
+    """The job's pods once all ``replicas`` are Running (else empty)."""
+    found = pods(devcluster, namespace, job)
+    ok = len(found) == replicas and all(p.status.phase == "Running" for p in found.values())
+    return found if ok else {}
+
+
+def statefulset(devcluster: DevCluster, namespace: str, name: str) -> Any:
+    from kubernetes import client
+
+    with devcluster.api_client("admin") as api:
+        return client.AppsV1Api(api).read_namespaced_stateful_set(name, namespace)
+
+
+# ---- 1. safe by default ----------------------------------------------------------------------
+def test_alice_cannot_change_bobs_job_without_force(ant: Ant, devcluster: DevCluster) -> None:
+    job = unique("bobs")
+    ant.submit(job, "--replicas", "2", user="bob")
+    before = wait_for(f"{job} running", lambda: running(devcluster, RESEARCH, job, 2))
+    version = statefulset(devcluster, RESEARCH, job).metadata.resource_version
+    refusal = (
+        f"ant: error: job {job} in research belongs to bob, not to you (alice) "
+        "(--force acts on it anyway)"
+    )
+    for argv in (
+        ["restart", job, "-r", "0"],
+        ["restart", job, "--yes"],
+        ["delete", job, "--yes"],
+        ["update", job, "--image", "busybox:1.37"],
+        ["rollback", job],
+        ["rollout", job, "--yes"],
+    ):
+        result = ant("-n", RESEARCH, *argv)
+        assert (result.code, result.err_lines) == (ExitCode.NOT_OWNER, [refusal]), str(result)
+
+    # Nothing was written: the same StatefulSet version, the same pods.
+    assert statefulset(devcluster, RESEARCH, job).metadata.resource_version == version
+    assert {n: p.metadata.uid for n, p in pods(devcluster, RESEARCH, job).items()} == {
+        n: p.metadata.uid for n, p in before.items()
+    }
+    # alice's own selection never picks bob's job.
+    mine = ant("-n", RESEARCH, "delete", "-l", f"ant.dev/job={job}", "--yes")
+    assert mine.code == 0, str(mine)
+    assert "no matching jobs" in mine.err
+
+    # A prompt names the owner (without a terminal it is the refusal to guess).
+    asked = ant("-n", RESEARCH, "restart", job, "--force")
+    assert asked.code == ExitCode.USAGE
+    assert f"Restart all 2 replicas of {job} (bob's job): needs confirmation" in asked.err
+
+    # --force acts, and says whose job it was in the prompt it skipped.
+    ant.ok("-n", RESEARCH, "restart", job, "-r", "0", "--force")
+    wait_for(
+        f"{job}-0 replaced",
+        lambda: (
+            (p := pods(devcluster, RESEARCH, job).get(f"{job}-0")) is not None
+            and p.metadata.uid != before[f"{job}-0"].metadata.uid
+        ),
+    )
+    # bob's own commands are unaffected.
+    ant.ok("-n", RESEARCH, "update", job, "--image", "busybox:1.37", user="bob")
+    # Selecting everyone's jobs with --all-users names the owner in the prompt.
+    selected = ant("-n", RESEARCH, "delete", "-l", f"ant.dev/job={job}", "--all-users")
+    assert selected.code == ExitCode.USAGE
+    assert f"Delete 1 job(s) in research ({job} (bob's)): needs confirmation" in selected.err
+    deleted = ant.ok("-n", RESEARCH, "delete", job, "--force", "--yes")
+    assert deleted.out == f"job/{job} deleted\n"
