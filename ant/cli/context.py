@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -93,16 +94,25 @@ class App:
         return whoami(self.client, self.identity_cache)
 
     def check_owner(
-        self, job: str, statefulset: Any, *, force: bool, me: Identity | None = None
+        self,
+        job: str,
+        statefulset: Any,
+        *,
+        force: bool,
+        probe: Callable[[], object],
+        me: Identity | None = None,
     ) -> Owner | None:
         """Before changing a job: refuse another user's unless ``force`` (ant.jobs.ownership);
-        returns that other owner, to name in prompts. ``me``: who asked, if known."""
+        returns that other owner, to name in prompts. ``probe``: the command's first write
+        as a dry run; ``me``: who asked, if known."""
         from ant.jobs import ownership
 
         meta = statefulset.metadata
         owner = ownership.owner_of(meta.labels, meta.annotations)
         me = me or self.identity()
-        return ownership.check(job, self.namespace, owner, me, force=force, flag="--force")
+        return ownership.check(
+            job, self.namespace, owner, me, force=force, flag="--force", probe=probe
+        )
 
     @cached_property
     def reader(self) -> Client:

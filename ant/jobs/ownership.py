@@ -10,9 +10,11 @@ has no owner here, and a job whose label is missing neither: both are the caller
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
+from typing import Any
 
 from ant.errors import NotFound, NotOwner
 from ant.jobs import schema
@@ -44,18 +46,42 @@ def job_owner(job: Job) -> Owner | None:
 
 
 def check(
-    name: str, namespace: str, owner: Owner | None, me: Identity, *, force: bool, flag: str
+    name: str,
+    namespace: str,
+    owner: Owner | None,
+    me: Identity,
+    *,
+    force: bool,
+    flag: str,
+    probe: Callable[[], object] | None = None,
 ) -> Owner | None:
     """Refuse to act on someone else's job unless ``force``; returns that other owner
-    (the caller's own jobs, and unowned ones, give None). ``flag`` says how to force."""
+    (the caller's own jobs, and unowned ones, give None). ``flag`` says how to force.
+
+    ``probe``: the command's first write as a server-side dry run. Before refusing, ant
+    asks it: when the cluster would refuse the write anyway (403, exit 4), that is the
+    real reason, and forcing would not help."""
     if owner is None or owner.is_(me):
         return None
     if not force:
+        if probe is not None:
+            with suppress(NotFound):
+                probe()
         raise NotOwner(
             f"job {name} in {namespace} belongs to {owner.username}, not to you ({me.username})",
             hint=f"{flag} acts on it anyway",
         )
     return owner
+
+
+def dry_run_delete(client: Client, resource: Any, namespace: str, name: str) -> Callable[[], None]:
+    """A probe: deleting this object, as a server-side dry run."""
+    return lambda: client.delete(resource, name, namespace, dry_run=True)
+
+
+def dry_run_patch(client: Client, namespace: str, name: str) -> Callable[[], object]:
+    """A probe: patching the job's StatefulSet (with nothing), as a server-side dry run."""
+    return lambda: client.patch(r.STATEFULSETS, name, {}, namespace, dry_run=True)
 
 
 def owners(client: Client, namespace: str, names: Sequence[str]) -> dict[str, Owner | None]:

@@ -33,6 +33,7 @@ def delete(
     from ant.errors import Aborted, UsageError
     from ant.jobs import lifecycle, ownership, schema
     from ant.jobs.identity import whoami
+    from ant.kube import resources as r
 
     app: App = ctx.obj
     wait_seconds = parse_duration(timeout, "--timeout")
@@ -63,7 +64,13 @@ def delete(
         for name in names
         if (
             other := ownership.check(
-                name, app.namespace, owners.get(name), me, force=force or selecting, flag="--force"
+                name,
+                app.namespace,
+                owners.get(name),
+                me,
+                force=force or selecting,
+                flag="--force",
+                probe=ownership.dry_run_delete(app.client, r.STATEFULSETS, app.namespace, name),
             )
         )
     }

@@ -27,12 +27,20 @@ def restart(
     from ant.cli.views import parse_duration
     from ant.errors import Aborted
     from ant.jobs import lifecycle, ownership
+    from ant.kube import resources as r
 
     app: App = ctx.obj
     wait_seconds = parse_duration(timeout, "--timeout")
     found = lifecycle.get_job(app.client, app.namespace, job)
+    first = found.pods[0].pod if found.pods else f"{job}-0"
     other = ownership.check(
-        job, app.namespace, ownership.job_owner(found), app.identity(), force=force, flag="--force"
+        job,
+        app.namespace,
+        ownership.job_owner(found),
+        app.identity(),
+        force=force,
+        flag="--force",
+        probe=ownership.dry_run_delete(app.client, r.PODS, app.namespace, first),
     )
     whose = f" ({other.username}'s job)" if other else ""
     if not replica and not app.terminal.confirm(

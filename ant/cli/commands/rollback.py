@@ -26,6 +26,7 @@ def rollback(
     ] = False,
     force: Force = False,
 ) -> None:
+    from ant.jobs import ownership
     from ant.jobs import rollout as ro
     from ant.jobs.identity import whoami
 
@@ -34,7 +35,9 @@ def rollback(
     if not dry_run:
         me = whoami(app.client)
         by = me.username
-        app.check_owner(job, ro.load(app.client, app.namespace, job), force=force, me=me)
+        sts = ro.load(app.client, app.namespace, job)
+        probe = ownership.dry_run_patch(app.client, app.namespace, sts.metadata.name)
+        app.check_owner(job, sts, force=force, probe=probe, me=me)
     with app.terminal.status(f"rolling back {job}"):
         result = ro.rollback(
             app.client, app.namespace, job, by=by, to_revision=to_revision, dry_run=dry_run

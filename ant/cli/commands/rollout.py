@@ -171,8 +171,10 @@ def execute(
 ) -> None:
     """Plan, confirm, run with a progress bar, report. Shared with ``ant update --rollout``."""
     from ant.errors import Aborted
+    from ant.jobs import ownership
     from ant.jobs import rollout as ro
     from ant.jobs.podwatch import PodTracker
+    from ant.kube import resources as r
 
     client = app.client
     sts = ro.wait_observed(client, ro.load(client, app.namespace, target))
@@ -181,7 +183,8 @@ def execute(
         render_plan(app, ro.plan(sts, pods, options))
         return
     name = sts.metadata.name
-    other = app.check_owner(name, sts, force=force)
+    probe = ownership.dry_run_delete(client, r.PODS, app.namespace, f"{name}-0")
+    other = app.check_owner(name, sts, force=force, probe=probe)
     whose = f" ({other.username}'s job)" if other else ""
     if not yes and app.env.stdin_isatty:
         # Scripts without --yes are refused by confirm(); people see what will happen first.

@@ -76,6 +76,7 @@ def update(
 ) -> None:
     from ant.cli.commands.rollout import execute, rollout_options
     from ant.errors import UsageError
+    from ant.jobs import ownership
     from ant.jobs import rollout as ro
     from ant.jobs import spec as jobspec
     from ant.jobs.identity import whoami
@@ -105,7 +106,9 @@ def update(
     if not dry_run:
         me = whoami(app.client)
         by = me.username
-        app.check_owner(job, ro.load(app.client, app.namespace, job), force=force, me=me)
+        sts = ro.load(app.client, app.namespace, job)
+        probe = ownership.dry_run_patch(app.client, app.namespace, sts.metadata.name)
+        app.check_owner(job, sts, force=force, probe=probe, me=me)
     with app.terminal.status(f"updating {job}"):
         result = ro.update(app.client, app.namespace, job, change, by=by, dry_run=dry_run)
     name = result.name
