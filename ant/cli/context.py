@@ -70,6 +70,11 @@ class App:
         warning = codec.check_upb()
         if warning:
             self.terminal.warn(warning)
+        if self.kubeconfig.cluster.insecure_skip_tls_verify:
+            self.terminal.warn(
+                f"not verifying the TLS certificate of {self.kubeconfig.cluster.server} "
+                "(insecure-skip-tls-verify in the kubeconfig)"
+            )
         # Whole requests without importing requests: a faster start (ant.kube.stdhttp).
         transport = Transport.from_kubeconfig(
             self.kubeconfig, deadline=self.deadline, stdlib_http=True

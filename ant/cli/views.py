@@ -21,12 +21,20 @@ _DURATION = re.compile(r"(\d+)([smhdw])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+# Ten years: longer would overflow timers (and the API server's int64 seconds) long
+# before it meant anything.
+MAX_DURATION = 3650 * 86400
+
+
 def parse_duration(text: str, flag: str) -> int:
-    """``90s``, ``15m``, ``24h``, ``7d``, ``1h30m`` -> seconds."""
+    """``90s``, ``15m``, ``24h``, ``7d``, ``1h30m`` -> seconds, at most ``MAX_DURATION``."""
     parts = _DURATION.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
         raise ValidationError(flag, f"{text!r} is not a duration", hint="e.g. 30s, 15m, 24h, 7d")
-    return sum(int(n) * _SECONDS[u] for n, u in parts)
+    seconds = sum(int(n) * _SECONDS[u] for n, u in parts)
+    if seconds > MAX_DURATION:
+        raise ValidationError(flag, f"{text!r} is longer than 3650d", hint="e.g. 30s, 15m, 24h, 7d")
+    return seconds
 
 
 def age(t: datetime | None, now: datetime | None = None) -> str:

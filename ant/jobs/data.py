@@ -80,7 +80,7 @@ def parse_secret_env(text: str, where: str) -> SecretEnv:
         raise ValidationError(
             where, f"{text!r} is not NAME=SECRET:KEY", hint="e.g. WANDB_API_KEY=wandb:api-key"
         )
-    _check_env_name(name, where)
+    check_env_name(name, where)
     schema.validate_object_name(secret, f"{where} {text}")
     if len(key) > 253 or not _SECRET_KEY.fullmatch(key):
         raise ValidationError(
@@ -117,7 +117,7 @@ def _example(kind: Kind) -> str:
     }[kind]
 
 
-def _check_env_name(name: str, where: str) -> None:
+def check_env_name(name: str, where: str) -> None:
     if not ENV_NAME.fullmatch(name):
         raise ValidationError(f"{where} {name}", "not a valid environment variable name")
     if name.startswith("ANT_"):

@@ -26,6 +26,7 @@ The references' grammar, checks and pod-spec pieces live in ``ant.jobs.data``.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,6 +36,7 @@ from ant.errors import UsageError, ValidationError
 from ant.jobs import data, schema
 from ant.kube.quantity import parse_quantity
 
+MAX_REPLICAS = 2**31 - 1  # a StatefulSet's replicas is an int32
 TPU_RESOURCE = "google.com/tpu"
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -108,19 +110,102 @@ _REFERENCE_KEYS = {
 }
 
 
-def load_file(path: str) -> JobSpec:
+# Deeper than any pod template needs; deep enough documents exhaust Python's stack.
+MAX_YAML_DEPTH = 64
+
+
+def read_yaml(path: str, what: str) -> Any:
+    """A user's YAML file, strictly: UTF-8 text, no key given twice in a mapping, nested at
+    most ``MAX_YAML_DEPTH`` deep. Every problem is a ``UsageError`` naming the file (and
+    the line); ``what`` says what the file is ("job spec").
+    """
     import yaml
 
     try:
-        text = Path(path).read_text()
+        data = Path(path).read_bytes()
     except OSError as e:
-        raise UsageError(f"cannot read job spec {path}: {e.strerror}") from e
+        raise UsageError(f"cannot read {what} {path}: {e.strerror}") from e
     try:
-        doc = yaml.safe_load(text)
+        text = data.decode()
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise UsageError(
+            f"{what} {path} is not UTF-8 text: byte 0x{data[e.start]:02x} at line {line}",
+            hint="save it as UTF-8",
+        ) from e
+    try:
+        doc = yaml.load(text, Loader=_strict_loader())
+    except _DuplicateKey as e:
+        raise ValidationError(
+            f"{path}: {e.key}",
+            f"given twice (lines {e.first} and {e.second})",
+            hint="keep one; YAML would silently take the last",
+        ) from e
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
+        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise UsageError(f"job spec {path} is not valid YAML{where}") from e
+        raise UsageError(
+            f"{what} {path} is not valid YAML{where}" + (f": {problem}" if problem else "")
+        ) from e
+    except RecursionError as e:
+        raise UsageError(f"{what} {path} is nested too deeply") from e
+    if _depth(doc) > MAX_YAML_DEPTH:
+        raise UsageError(f"{what} {path} is nested more than {MAX_YAML_DEPTH} levels deep")
+    return doc
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, first: int, second: int) -> None:
+        super().__init__(key)
+        self.key, self.first, self.second = key, first, second
+
+
+_LOADER: list[Any] = []
+
+
+def _strict_loader() -> Any:
+    """PyYAML's safe loader (the C one when built), refusing a key given twice."""
+    if _LOADER:
+        return _LOADER[0]
+    import yaml
+
+    base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class StrictLoader(base):  # type: ignore[misc]
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if isinstance(key, str | int | float | bool) and key in seen:
+                    raise _DuplicateKey(key, seen[key], line)
+                if isinstance(key, str | int | float | bool):
+                    seen[key] = line
+            return super().construct_mapping(node, deep)
+
+    _LOADER.append(StrictLoader)
+    return StrictLoader
+
+
+def _depth(doc: Any) -> int:
+    """How deeply ``doc`` nests mappings and lists (iteratively: no stack to exhaust)."""
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        node, level = stack.pop()
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        )
+        for child in children:
+            if isinstance(child, dict | list):
+                if level + 1 > MAX_YAML_DEPTH:
+                    return level + 1
+                stack.append((child, level + 1))
+        deepest = max(deepest, level)
+    return deepest
+
+
+def load_file(path: str) -> JobSpec:
+    doc = read_yaml(path, "job spec")
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
@@ -205,8 +290,11 @@ def validate(spec: JobSpec) -> None:
         schema.validate_job_name(spec.name)
     if not spec.image:
         raise ValidationError("image", "a job needs an image", hint="pass --image or set image:")
+    validate_image(spec.image)
     if spec.replicas < 1:
         raise ValidationError("replicas", f"{spec.replicas} is not a positive number of replicas")
+    if spec.replicas > MAX_REPLICAS:
+        raise ValidationError("replicas", f"{spec.replicas} is more than {MAX_REPLICAS}")
     schema.validate_priority(spec.priority)
     for key, value in spec.labels.items():
         schema.validate_label(key, value)
@@ -227,9 +315,35 @@ def validate(spec: JobSpec) -> None:
             raise ValidationError(
                 f"resource {key}", f"{qty!r} is not a quantity a job can ask for: it is negative"
             )
-    for key in spec.env:
-        if not data.ENV_NAME.fullmatch(key):
-            raise ValidationError(f"env {key}", "not a valid environment variable name")
-        if key.startswith("ANT_"):
-            raise ValidationError(f"env {key}", "ANT_* variables are set by ant")
+    validate_env_names(spec.env)
     data.validate(spec.env, spec.secret_env, spec.mounts)
+
+
+def validate_env_names(names: Iterable[str], field: str = "env") -> None:
+    for key in names:
+        data.check_env_name(key, field)
+
+
+# An image reference, by the grammar of github.com/distribution/reference:
+# [host[:port]/]path[:tag][@digest], the path of lowercase components.
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+_IMAGE = re.compile(
+    rf"(?P<name>(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*)(?::{_TAG})?(?:@{_DIGEST})?"
+)
+MAX_IMAGE_NAME = 255  # the name before any tag or digest
+
+
+def validate_image(image: str, field: str = "image") -> None:
+    """A container image reference the kubelet can pull (the API server only refuses
+    surrounding whitespace; anything else would fail later, as InvalidImageName)."""
+    found = _IMAGE.fullmatch(image)
+    if found is None or len(found["name"]) > MAX_IMAGE_NAME:
+        raise ValidationError(
+            field,
+            f"{image!r} is not a valid image reference",
+            hint="e.g. ghcr.io/lab/train:1.4; lowercase, no spaces",
+        )

@@ -182,8 +182,13 @@ class Transport:
         """The requests engine: every request without ``stdlib_http``, streams with it."""
         if self._session is None:
             import requests
+            import urllib3
             from requests.adapters import HTTPAdapter
 
+            if self.verify is False:
+                # urllib3 would warn twice per request; whoever turned verification off
+                # warns once (the CLI, per command).
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             session = requests.Session()
             session.headers["User-Agent"] = USER_AGENT
             session.mount(

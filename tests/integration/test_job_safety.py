@@ -202,3 +202,33 @@ def test_a_killed_sweep_leaves_nothing_that_delete_sweep_cannot_remove(
 
     ant.ok("delete", "-n", namespace, "--sweep", sweep_id, "--yes")
     wait_for("no orphans", lambda: no_objects_left(devcluster, namespace))
+
+
+# ---- insecure-skip-tls-verify: one warning per command --------------------------------------
+def test_insecure_skip_tls_verify_warns_once_per_command(
+    devcluster: DevCluster, namespace: str, tmp_path: Any
+) -> None:
+    import yaml
+
+    config = yaml.safe_load(devcluster.kubeconfig.read_text())
+    for cluster in config["clusters"]:
+        cluster["cluster"].pop("certificate-authority-data", None)
+        cluster["cluster"].pop("certificate-authority", None)
+        cluster["cluster"]["insecure-skip-tls-verify"] = True
+    insecure = tmp_path / "insecure-kubeconfig"
+    insecure.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANT_")}
+    # list makes several requests (who am I, StatefulSets, ...): still one warning.
+    argv = [sys.executable, "-m", "ant", "--kubeconfig", str(insecure), "--context", "alice"]
+    proc = subprocess.run(
+        [*argv, "list", "-n", namespace, "-o", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"ant: warning: not verifying the TLS certificate of {devcluster.server} "
+        "(insecure-skip-tls-verify in the kubeconfig)"
+    ]

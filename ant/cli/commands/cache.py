@@ -133,9 +133,7 @@ def serve(
     from ant.kube.transport import Transport
 
     app: App = ctx.obj
-    host, _, port_text = listen.rpartition(":")
-    if not host or not port_text.isdigit():
-        raise UsageError(f"--listen {listen!r}: expected HOST:PORT, e.g. 0.0.0.0:8443")
+    host, port = _address(listen)
     fields: dict[str, tuple[str, ...]] = {}
     for spec in strip_field or []:
         resource, sep, path = spec.partition(":")
@@ -144,8 +142,8 @@ def serve(
         fields[resource] = (*fields.get(resource, ()), path)
     cache_home = Path(app.env.vars.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     options = Options(
-        host=host.strip("[]"),
-        port=int(port_text),
+        host=host,
+        port=port,
         namespaces=_split(namespaces),
         ignore_namespaces=_split(ignore_namespaces) if ignore_namespaces else DEFAULT_IGNORED,
         resources=_split(resources) or Options.resources,
@@ -197,3 +195,15 @@ def serve(
         client.transport.close()
         reviews.transport.close()
     app.terminal.info("ant cache stopped")
+
+
+def _address(listen: str) -> tuple[str, int]:
+    """``--listen HOST:PORT`` -> (host, port); ``[::1]:8443`` -> ("::1", 8443)."""
+    from ant.errors import UsageError
+
+    host, _, port_text = listen.rpartition(":")
+    if not host or not port_text.isascii() or not port_text.isdigit():
+        raise UsageError(f"--listen {listen!r}: expected HOST:PORT, e.g. 0.0.0.0:8443")
+    if not 0 < int(port_text) < 65536:
+        raise UsageError(f"--listen {listen!r}: port {port_text} is not between 1 and 65535")
+    return host.strip("[]"), int(port_text)

@@ -33,6 +33,8 @@ def logs(
     app: App = ctx.obj
     if replica is not None and all_replicas:
         raise UsageError("--replica and --all contradict each other")
+    if tail is not None and not 0 <= tail < 2**63:
+        raise ValidationError("--tail", f"{tail} is not a number of lines (0 or more)")
     if follow:
         app.deadline.per_call()  # runs until stopped: each call gets the whole deadline
     options = lifecycle.LogOptions(

@@ -102,6 +102,7 @@ def update(
         pod_template_source=file or "",
         meta=jobspec.parse_pairs(meta or [], "--meta"),
     )
+    change.validate()  # before contacting the cluster
     by = ""
     if not dry_run:
         me = whoami(app.client)
@@ -141,19 +142,10 @@ def update(
 
 def _load_fragment(path: str) -> dict[str, Any]:
     """A pod template fragment: {metadata, spec}, or a job spec's {podTemplate: ...}."""
-    import yaml
+    from ant.errors import ValidationError
+    from ant.jobs.spec import read_yaml
 
-    from ant.errors import UsageError, ValidationError
-
-    try:
-        with open(path) as f:
-            doc = yaml.safe_load(f)
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror}") from e
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise UsageError(f"{path} is not valid YAML{where}") from e
+    doc = read_yaml(path, "pod template fragment")
     if isinstance(doc, dict) and set(doc) == {"podTemplate"}:
         doc = doc["podTemplate"]
     if not isinstance(doc, dict) or not doc or not set(doc) <= {"metadata", "spec"}:

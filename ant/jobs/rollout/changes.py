@@ -35,6 +35,7 @@ from ant.jobs.rollout.revisions import (
     utc_now,
     wait_observed,
 )
+from ant.jobs.spec import validate_env_names, validate_image
 from ant.kube import resources as r
 from ant.kube.client import Client, PatchType
 
@@ -63,6 +64,15 @@ class TemplateChange:
             or self.pod_template
             or self.meta
         )
+
+    def validate(self) -> None:
+        """The rules a change breaks before anything is sent (those of ``ant submit``)."""
+        for key in self.meta:
+            schema.validate_meta_key(key, "--meta")
+        if self.image is not None:
+            validate_image(self.image, "--image")
+        validate_env_names(self.env, "--env")
+        validate_env_names(self.unset_env, "--unset-env")
 
     def describe(self) -> list[str]:
         out = []
@@ -223,8 +233,7 @@ def update(
     """
     from ant.kube.convert import to_dict
 
-    for key in change.meta:
-        schema.validate_meta_key(key, "--meta")
+    change.validate()
     if change.empty:
         raise UsageError("nothing to update", hint="give --image, --env, -f FILE, -- COMMAND ...")
     for attempt in range(1, attempts + 1):
