@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING
 
 from ant.cli.terminal import STATUS_STYLES, Column, Terminal, visible
 from ant.errors import ValidationError
-from ant.jobs.documents import submitted_at
+from ant.jobs.documents import rfc3339, submitted_at
 
 if TYPE_CHECKING:
     from ant.jobs.lifecycle import Event
     from ant.jobs.model import Job
     from ant.jobs.queue import Queue, Waiting
+    from ant.jobs.template import Container, PodTemplate
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -89,7 +90,7 @@ def render_job_details(terminal: Terminal, job: Job, events: Sequence[Event]) ->
         ("Status", job.status.value),
         ("Priority", job.priority),
         ("Replicas", f"{job.replicas} ({job.ready} ready, {job.pending} pending)"),
-        ("Revision", f"{job.updated}/{job.replicas} on {job.update_revision or '-'}"),
+        ("Revision", _revisions(job)),
         ("Created", f"{_timestamp(job.created_at)} ({age(job.created_at, now)} ago)"),
     ]
     if job.preemptions:
@@ -110,6 +111,10 @@ def render_job_details(terminal: Terminal, job: Job, events: Sequence[Event]) ->
     width = max(len(k) for k, _ in fields) + 2
     for key, value in fields:
         terminal.line(visible(f"{key + ':':<{width}}{value}"))  # one line per field
+    if job.template is not None:
+        terminal.line()
+        for line in _template_lines(job, job.template):
+            terminal.line(visible(line))
 
     terminal.line()
     terminal.table(
@@ -151,7 +156,71 @@ def render_job_details(terminal: Terminal, job: Job, events: Sequence[Event]) ->
 
 
 def _timestamp(t: datetime | None) -> str:
-    return t.strftime("%Y-%m-%d %H:%M:%S UTC") if t else "-"
+    return rfc3339(t) if t else "-"
+
+
+def _revisions(job: Job) -> str:
+    current = job.current_revision
+    same = not current or current == job.update_revision
+    return f"{job.updated}/{job.replicas} on {job.update_revision or '-'}" + (
+        "" if same else f" (current revision {current})"
+    )
+
+
+def _template_lines(job: Job, template: PodTemplate) -> list[str]:
+    """What the pods run: the pod template (what every new pod gets), and where running
+    pods still run another image."""
+    lines = [f"Pod template (revision {job.update_revision or '-'}, what new pods get):"]
+    for c in template.containers:
+        lines.append(f"  {'Init container' if c.init else 'Container'} {c.name}")
+        lines += [
+            f"    {key + ':' if key else '':<10}{value}" for key, value in _container_fields(job, c)
+        ]
+    if template.volumes:
+        lines.append("  Volumes")
+        lines += [
+            f"    {v.name}: {' '.join(x for x in (v.kind, v.source) if x)}"
+            for v in template.volumes
+        ]
+    if template.node_selector:
+        selector = ", ".join(f"{k}={v}" for k, v in sorted(template.node_selector.items()))
+        lines.append(f"  Node selector: {selector}")
+    return lines
+
+
+def _container_fields(job: Job, c: Container) -> list[tuple[str, str]]:
+    import shlex
+
+    fields = [("Image", c.image)]
+    others: dict[str, list[int]] = {}
+    for p in job.pods:
+        image = p.images.get(c.name)
+        if image is not None and image != c.image:
+            others.setdefault(image, []).append(p.index)
+    fields += [
+        ("", f"replica(s) {', '.join(map(str, idx))} still run {image}")
+        for image, idx in sorted(others.items())
+    ]
+    if c.command or c.args:
+        fields.append(("Command", shlex.join([*c.command, *c.args])))
+    if c.requests:
+        fields.append(("Requests", ", ".join(f"{k}={v}" for k, v in c.requests.items())))
+    if c.limits:
+        fields.append(("Limits", ", ".join(f"{k}={v}" for k, v in c.limits.items())))
+    env = [
+        f"{e.name}={e.value}" if e.value_from is None else f"{e.name} from {e.value_from}"
+        for e in c.env
+    ]
+    env += [f"all of {source}" for source in c.env_from]
+    fields += [("Env" if i == 0 else "", text) for i, text in enumerate(env)]
+    mounts = [
+        f"{m.path} from {m.volume}"
+        + (f" ({m.sub_path})" if m.sub_path else "")
+        + (" (read-only)" if m.read_only else "")
+        for m in c.mounts
+    ]
+    fields += [("Mounts" if i == 0 else "", text) for i, text in enumerate(mounts)]
+    return fields
 
 
 def _one_line(text: str, limit: int) -> str:

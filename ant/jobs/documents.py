@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ant.jobs.rollout.planner import PodState
     from ant.jobs.rollout.status import RevisionPods, RolloutStatus
     from ant.jobs.sweep import Sweep
+    from ant.jobs.template import PodTemplate
 
 API_VERSION = "ant.dev/v1"
 
@@ -82,6 +83,7 @@ def job_details(job: Job, events: Sequence[Event]) -> dict[str, Any]:
         "updateRevision": job.update_revision,
         "currentRevision": job.current_revision,
         "annotations": dict(job.annotations),
+        **(_template(job.template) if job.template is not None else {}),
         "pods": [
             {
                 "index": p.index,
@@ -94,6 +96,7 @@ def job_details(job: Job, events: Sequence[Event]) -> dict[str, Any]:
                 "createdAt": rfc3339(p.created_at),
                 "reason": p.reason,
                 "message": p.message,
+                "images": dict(p.images),
             }
             for p in job.pods
         ],
@@ -108,6 +111,39 @@ def job_details(job: Job, events: Sequence[Event]) -> dict[str, Any]:
             }
             for e in events
         ],
+    }
+
+
+def _template(template: PodTemplate) -> dict[str, Any]:
+    """What the pods run, from the pod template (never a Secret's value)."""
+    return {
+        "containers": [
+            {
+                "name": c.name,
+                "init": c.init,
+                "image": c.image,
+                "command": list(c.command),
+                "args": list(c.args),
+                "requests": dict(c.requests),
+                "limits": dict(c.limits),
+                "env": [
+                    {"name": e.name, "value": e.value, "valueFrom": e.value_from} for e in c.env
+                ],
+                "envFrom": list(c.env_from),
+                "volumeMounts": [
+                    {
+                        "name": m.volume,
+                        "mountPath": m.path,
+                        "readOnly": m.read_only,
+                        "subPath": m.sub_path,
+                    }
+                    for m in c.mounts
+                ],
+            }
+            for c in template.containers
+        ],
+        "volumes": [{"name": v.name, "kind": v.kind, "source": v.source} for v in template.volumes],
+        "nodeSelector": dict(template.node_selector),
     }
 
 

@@ -291,10 +291,11 @@ def get_statefulset(client: Client, namespace: str, name: str, *, any_owner: boo
     return sts
 
 
-def get_job(client: Client, namespace: str, name: str) -> Job:
+def get_job(client: Client, namespace: str, name: str, *, template: bool = False) -> Job:
+    """One job with its pods; ``template``: and what its pods run (``model.job_from``)."""
     sts = get_statefulset(client, namespace, name)
     pods = client.list(r.PODS, namespace, label_selector=f"{schema.JOB}={name}")
-    return job_from(sts, pods.items)
+    return job_from(sts, pods.items, template=template)
 
 
 def with_events(client: Client, job: Job, limit: int = 20) -> tuple[Job, list[Event]]:

@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any, TypedDict
 
 from ant.jobs import schema
+from ant.jobs.template import PodTemplate, describe, images
 
 DEGRADED_REASONS = frozenset(
     {
@@ -62,6 +63,7 @@ class Replica:
     message: str = ""
     degraded: bool = False
     terminating: bool = False
+    images: Mapping[str, str] = field(default_factory=dict)  # container -> image it runs
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ class Job:
     uid: str = ""
     resource_version: str = ""
     sweep: str = ""
+    # What new pods get (the StatefulSet's pod template); only ``job_from(template=True)``.
+    template: PodTemplate | None = field(default=None, repr=False)
 
     @property
     def nodes(self) -> int:
@@ -99,7 +103,8 @@ class Job:
         return parse_time(self.annotations.get(schema.LAST_PREEMPTED_AT, ""))
 
 
-def job_from(sts: Any, pods: Iterable[Any]) -> Job:
+def job_from(sts: Any, pods: Iterable[Any], *, template: bool = False) -> Job:
+    """``template``: also describe the pod template (``ant show``; lists need not)."""
     meta = sts.metadata
     labels, annotations = dict(meta.labels), dict(meta.annotations)
     update_revision = sts.status.updateRevision
@@ -131,6 +136,7 @@ def job_from(sts: Any, pods: Iterable[Any]) -> Job:
         pods=tuple(replicas),
         uid=meta.uid,
         resource_version=meta.resourceVersion,
+        template=describe(sts.spec.template.spec) if template else None,
         **from_metadata(labels, annotations),
     )
 
@@ -246,6 +252,7 @@ def _replica(pod: Any) -> Replica:
         message=message,
         degraded=degraded,
         terminating=meta.HasField("deletionTimestamp"),
+        images=images(spec),
     )
 
 

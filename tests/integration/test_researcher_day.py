@@ -7,6 +7,7 @@ the very condition it asserts.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,3 +136,60 @@ def test_alice_cannot_change_bobs_job_without_force(ant: Ant, devcluster: DevClu
     assert f"Delete 1 job(s) in research ({job} (bob's)): needs confirmation" in selected.err
     deleted = ant.ok("-n", RESEARCH, "delete", job, "--force", "--yes")
     assert deleted.out == f"job/{job} deleted\n"
+
+
+# ---- 3. an honest ant show ---------------------------------------------------------------------
+def test_show_says_what_runs_now_not_what_was_submitted(ant: Ant, devcluster: DevCluster) -> None:
+    from tests.integration.test_cli_jobs import check_schema
+
+    job = unique("honest")
+    ant.submit(
+        job,
+        "--replicas", "2",
+        "--resource", "cpu=1",
+        "--env", "LR=3e-4",
+        "--secret-env", "WANDB_API_KEY=wandb:api-key",
+        "--secret-mount", "wandb:/etc/wandb",
+        "--", "sh", "-c", "sleep 3600",
+        user="alice",
+    )  # fmt: skip
+    wait_for(f"{job} running", lambda: running(devcluster, RESEARCH, job, 2))
+    ant.ok("-n", RESEARCH, "update", job, "--image", "busybox:1.37")
+
+    text = ant.ok("-n", RESEARCH, "show", job).out
+    assert (
+        "    Image:    busybox:1.37\n              replica(s) 0, 1 still run busybox:1.36\n" in text
+    )
+    assert "    Command:  sh -c 'sleep 3600'\n" in text
+    assert "    Requests: cpu=1\n" in text
+    assert "WANDB_API_KEY from secretKeyRef wandb/api-key" in text
+    assert "    secret-wandb: secret wandb\n" in text
+    assert re.search(r"^Created: +20\d\d-\d\d-\d\dT\d\d:\d\d:\d\dZ \(", text, re.M), text
+    assert re.search(rf"^Revision: +0/2 on {job}-\w+ \(current revision {job}-\w+\)$", text, re.M)
+    # The submit-time command line is provenance: it still names the old image.
+    assert "--image busybox:1.36" in text
+
+    doc = ant.ok("-n", RESEARCH, "show", job, "-o", "json").json()
+    check_schema(doc, "Job")
+    (main,) = doc["containers"]
+    assert (main["name"], main["image"], main["requests"]) == ("main", "busybox:1.37", {"cpu": "1"})
+    env = {e["name"]: e for e in main["env"]}
+    assert env["LR"] == {"name": "LR", "value": "3e-4", "valueFrom": None}
+    assert env["WANDB_API_KEY"] == {
+        "name": "WANDB_API_KEY",
+        "value": None,
+        "valueFrom": "secretKeyRef wandb/api-key",
+    }
+    assert {"name": "secret-wandb", "kind": "secret", "source": "wandb"} in doc["volumes"]
+    assert [p["images"] for p in doc["pods"]] == [{"main": "busybox:1.36"}] * 2
+    assert doc["currentRevision"] != doc["updateRevision"]
+
+    # Replace replica 0: show follows the pods, not the submit.
+    ant.ok("-n", RESEARCH, "rollout", job, "--replicas", "0", "--yes")
+    doc = ant.ok("-n", RESEARCH, "show", job, "-o", "json").json()
+    assert [p["images"]["main"] for p in doc["pods"]] == ["busybox:1.37", "busybox:1.36"]
+    text = ant.ok("-n", RESEARCH, "show", job).out
+    assert "replica(s) 1 still run busybox:1.36" in text
+    assert {p["node"] for p in doc["pods"]} <= {
+        f"tpu-node-{i}" for i in range(devcluster.node_count)
+    }

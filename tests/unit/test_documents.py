@@ -129,7 +129,7 @@ def test_a_job_list_item_is_what_the_statefulset_says() -> None:
 
 
 def test_the_fields_come_in_the_documented_order() -> None:
-    job = job_from(statefulset(), [pod(0)])
+    job = job_from(statefulset(), [pod(0)], template=True)  # as `ant show` reads it
     event = Event(time=CREATED, type="Normal", reason="Scheduled", object="pod/bert-0", message="")
     assert list(documents.job_list([job])) == documented_fields("cli.md", "JobList")
     assert list(documents.job_item(job)) == documented_fields("cli.md", "JobList", "items[].")

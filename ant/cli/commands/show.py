@@ -7,7 +7,11 @@ import typer
 from ant.cli.context import App
 from ant.cli.options import JobName, OutputFormat, output_option
 
-HELP = "Show a job: its metadata, every replica, and recent events."
+HELP = """Show a job: its metadata, what its pods run, every replica, and recent events.
+
+What the pods run (image, command, resources, env, mounts, volumes) is read from the
+StatefulSet's pod template and the pods themselves, never from submit-time annotations;
+a value from a Secret is shown as its reference, never read."""
 
 
 def show(
@@ -23,7 +27,7 @@ def show(
     from ant.jobs.lifecycle import get_job, with_events
 
     app: App = ctx.obj
-    found = get_job(app.reader, app.namespace, job)
+    found = get_job(app.reader, app.namespace, job, template=True)
     found, events = with_events(app.reader, found)
     if output is OutputFormat.table:
         views.render_job_details(app.terminal, found, events)
