@@ -12,6 +12,7 @@ from ant.cli.environment import Environment
 from ant.cli.terminal import Terminal
 
 if TYPE_CHECKING:
+    from ant.api import Client as Api
     from ant.jobs.identity import Identity, IdentityCache
     from ant.jobs.ownership import Owner
     from ant.kube.client import Client
@@ -137,6 +138,13 @@ class App:
             on_fallback=self.terminal.warn,
             on_skip=self.terminal.debug,
         )
+
+    @cached_property
+    def api(self) -> Api:
+        """The Python API (ant.api) over this command's connections: the layer commands call."""
+        from ant.api import Client as Api
+
+        return Api.over(self.client, self.namespace, reader=self.reader, identity=self.identity)
 
     def record_write(self, *resource_versions: str) -> None:
         """After a write: the next reads through the cache wait until it has seen it

@@ -79,11 +79,9 @@ def delete(
     question = f"Delete {len(names)} job(s) in {app.namespace} ({shown})?"
     if not app.terminal.confirm(question, assume_yes=yes):
         raise Aborted("nothing deleted")
-    lifecycle.delete_jobs(
-        app.client,
-        app.namespace,
-        names,
-        on_deleted=lambda name: app.terminal.line(f"job/{name} deleted"),
+    # Owners checked above (and named in the prompt): force=True says so.
+    app.api.delete(
+        *names, force=True, on_deleted=lambda name: app.terminal.line(f"job/{name} deleted")
     )
     if wait:
         app.deadline.extend(wait_seconds)

@@ -51,7 +51,6 @@ def list_jobs(
     from ant.errors import UsageError
     from ant.jobs.documents import job_list
     from ant.jobs.identity import user_label
-    from ant.jobs.lifecycle import list_jobs as query
 
     app: App = ctx.obj
     if all_users and user:
@@ -75,18 +74,15 @@ def list_jobs(
     view = "table" if output in (OutputFormat.table, OutputFormat.name) and not sweep else "full"
 
     def fetch() -> list[Job]:
-        nonlocal owner
         jobs = None if watch else _from_cache(app, namespace, owner, mine, selector, statuses, view)
         if jobs is None:
-            if mine and owner is None:
-                owner = app.identity().label
-            jobs = query(
-                app.client,
-                namespace,
-                user_label=owner,
+            jobs = app.api.list(
+                all_users=all_users,
+                user=user,
                 selector=selector,
-                track_preemptions=output not in (OutputFormat.table, OutputFormat.name),
-                summary_only=output is not OutputFormat.wide,
+                all_namespaces=namespace is None,
+                replicas=output is OutputFormat.wide,
+                preemptions=output not in (OutputFormat.table, OutputFormat.name),
             )
         jobs = [
             j

@@ -43,17 +43,12 @@ def logs(
         since_seconds=parse_duration(since, "--since") if since else None,
         timestamps=timestamps,
     )
-    found = lifecycle.get_job(app.client, app.namespace, job)
     if not all_replicas:
-        index = replica or 0
-        if not 0 <= index < found.replicas:
-            raise ValidationError(
-                "--replica", f"{index} is out of range: {job} has 0-{found.replicas - 1}"
-            )
-        for line in lifecycle.pod_logs(app.client, app.namespace, f"{job}-{index}", options):
+        for line in app.api.log_bytes(job, replica or 0, options):
             app.terminal.raw(line.decode(errors="replace"))  # the container's own bytes
         return
 
+    found = app.api.get(job, fresh=True)
     pods = [(i, f"{job}-{i}") for i in range(found.replicas)]
     for index, item in lifecycle.all_logs(app.client, app.namespace, pods, options):
         prefix = f"[{job}-{index}]"

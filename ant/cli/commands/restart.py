@@ -31,7 +31,7 @@ def restart(
 
     app: App = ctx.obj
     wait_seconds = parse_duration(timeout, "--timeout")
-    found = lifecycle.get_job(app.client, app.namespace, job)
+    found = app.api.get(job, fresh=True)
     first = found.pods[0].pod if found.pods else f"{job}-0"
     other = ownership.check(
         job,
@@ -47,7 +47,7 @@ def restart(
         f"Restart all {found.replicas} replicas of {job}{whose}?", assume_yes=yes
     ):
         raise Aborted("nothing restarted")
-    deleted = lifecycle.restart(app.client, found, replica or None)
+    deleted = app.api.restart(found, replica or None, force=force)
     for pod in deleted:
         app.terminal.line(f"pod/{pod} deleted")
     if wait and deleted:

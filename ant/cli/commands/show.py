@@ -24,11 +24,9 @@ def show(
 ) -> None:
     from ant.cli import views
     from ant.jobs.documents import job_details
-    from ant.jobs.lifecycle import get_job, with_events
 
     app: App = ctx.obj
-    found = get_job(app.reader, app.namespace, job, template=True)
-    found, events = with_events(app.reader, found)
+    found, events = app.api.events(job)
     if output is OutputFormat.table:
         views.render_job_details(app.terminal, found, events)
     elif output is OutputFormat.json:

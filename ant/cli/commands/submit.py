@@ -91,8 +91,6 @@ def submit(
     from ant.jobs import spec as jobspec
     from ant.jobs.documents import rfc3339, submitted_job
     from ant.jobs.identity import Identity, whoami
-    from ant.jobs.lifecycle import submit as create_job
-    from ant.jobs.model import job_from
 
     app: App = ctx.obj
     base = _load_spec(file, app) if file else jobspec.JobSpec()
@@ -161,12 +159,12 @@ def submit(
         return
 
     with app.terminal.status(f"submitting {manifests.name}"):
-        created = create_job(app.client, manifests, job.priority, on_unchecked=unchecked)
-    app.record_write(created.metadata.resourceVersion)
+        created = app.api.create(manifests, job.priority, on_unchecked=unchecked)
+    app.record_write(created.resource_version)
     if output is OutputFormat.name:
         app.terminal.line(manifests.name)
     elif output in (OutputFormat.json, OutputFormat.yaml):
-        document = submitted_job(job_from(created, []))
+        document = submitted_job(created)
         (app.terminal.json if output is OutputFormat.json else app.terminal.yaml)(document)
     else:
         app.terminal.line(
