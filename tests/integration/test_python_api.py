@@ -88,6 +88,25 @@ def test_errors_are_the_ant_error_tree(client: ant.Client) -> None:
     client.delete(name)
 
 
+def test_other_users_jobs_need_force(
+    client: ant.Client, devcluster: DevCluster, namespace: str
+) -> None:
+    bob = ant.Client(context="bob", namespace=namespace, kubeconfig=str(devcluster.kubeconfig))
+    name = unique("mine")
+    client.submit(name=name, image="busybox:1.36")
+    client.wait(name, timeout=60)
+    with pytest.raises(ant.NotOwner, match=f"job {name} in {namespace} belongs to alice") as e:
+        bob.delete(name)
+    assert e.value.exit_code == 9
+    with pytest.raises(ant.NotOwner):
+        bob.restart(name)
+    assert client.get(name).replicas == 1  # untouched
+    assert list(bob.restart(name, force=True)) == [f"{name}-0"]
+    bob.delete(name, force=True, wait=True, timeout=60)
+    with pytest.raises(ant.NotFoundError):
+        client.get(name)
+
+
 def test_a_rollout_from_python(client: ant.Client, devcluster: DevCluster) -> None:
     from kubernetes import client as k8s
 
