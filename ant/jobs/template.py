@@ -5,7 +5,7 @@ pod's own spec is what it runs now. Submit-time annotations (``ant.dev/command-l
 say how the job started, never what it is: after ``ant update`` they are out of date.
 
 Secrets stay secret: an environment variable from a Secret is shown as its reference
-(``secretKeyRef wandb/api-key``), never a value; ant never reads Secrets.
+(``secretKeyRef wandb/api-key``), never a value; showing a job reads no Secret.
 """
 
 from __future__ import annotations

@@ -155,6 +155,19 @@ def test_a_job_reads_secrets_env_files_and_mounts(
     shown = ant(devcluster, "show", "data-job", "-n", namespace, "-o", "json")
     assert shown.code == 0, str(shown)
     assert SECRET_VALUE not in shown.out
+    # `ant show` lists what the pods mount and where the secret variable comes from.
+    table = ant(devcluster, "show", "data-job", "-n", namespace)
+    assert table.code == 0, str(table)
+    for text in (
+        "/data from pvc-datasets",
+        "/var/secrets/wandb from secret-wandb",
+        "/etc/train from configmap-train-config",
+        "secretKeyRef wandb/api-key",
+        "datasets",
+        "train-config",
+    ):
+        assert text in table.out, table.out
+    assert SECRET_VALUE not in table.out
 
     # Once allowed to look, every reference is checked: all present, nothing to warn about.
     let_researchers_read_them(devcluster, namespace)
