@@ -163,8 +163,8 @@ class App:
 
 
 def _deadline_seconds(text: str | None) -> float:
-    from ant.cli.views import parse_duration
     from ant.errors import ValidationError
+    from ant.jobs.spec import parse_duration
 
     if text is None:
         return DEFAULT_DEADLINE

@@ -35,6 +35,9 @@ STATUS_STYLES = {
     "Degraded": "red",
     "Terminating": "dim",
     "Paused": "red",
+    "Restarting": "yellow",
+    "Succeeded": "blue",
+    "Failed": "red",
 }
 
 

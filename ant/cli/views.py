@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from ant.cli.terminal import STATUS_STYLES, Column, Terminal, visible
-from ant.errors import ValidationError
 from ant.jobs.documents import rfc3339, submitted_at
 
 if TYPE_CHECKING:
@@ -17,25 +15,6 @@ if TYPE_CHECKING:
     from ant.jobs.model import Job
     from ant.jobs.queue import Queue, Waiting
     from ant.jobs.template import Container, PodTemplate
-
-_DURATION = re.compile(r"(\d+)([smhdw])")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-# Ten years: longer would overflow timers (and the API server's int64 seconds) long
-# before it meant anything.
-MAX_DURATION = 3650 * 86400
-
-
-def parse_duration(text: str, flag: str) -> int:
-    """``90s``, ``15m``, ``24h``, ``7d``, ``1h30m`` -> seconds, at most ``MAX_DURATION``."""
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValidationError(flag, f"{text!r} is not a duration", hint="e.g. 30s, 15m, 24h, 7d")
-    seconds = sum(int(n) * _SECONDS[u] for n, u in parts)
-    if seconds > MAX_DURATION:
-        raise ValidationError(flag, f"{text!r} is longer than 3650d", hint="e.g. 30s, 15m, 24h, 7d")
-    return seconds
 
 
 def age(t: datetime | None, now: datetime | None = None) -> str:
@@ -106,6 +85,7 @@ def render_job_details(terminal: Terminal, job: Job, events: Sequence[Event]) ->
         if key in job.annotations:
             label = key.removeprefix("ant.dev/").replace("-", " ").capitalize()
             fields.append((label, job.annotations[key]))
+    fields += _ending_fields(job, now)
     fields += [(f"Label {k}", v) for k, v in sorted(job.labels.items())]
     fields += [(f"Meta {k}", v) for k, v in sorted(job.meta.items())]
     width = max(len(k) for k, _ in fields) + 2
@@ -125,6 +105,7 @@ def render_job_details(terminal: Terminal, job: Job, events: Sequence[Event]) ->
             Column("READY"),
             Column("NODE"),
             Column("RESTARTS", justify="right"),
+            Column("EXIT", justify="right"),
             Column("REVISION"),
             Column("AGE"),
             Column("REASON"),
@@ -137,6 +118,7 @@ def render_job_details(terminal: Terminal, job: Job, events: Sequence[Event]) ->
                 "yes" if p.ready else "no",
                 p.node or "-",
                 str(p.restarts),
+                "-" if p.exit_code is None else str(p.exit_code),
                 p.revision.removeprefix(f"{job.name}-") or "-",
                 age(p.created_at, now),
                 _one_line(p.reason + (f": {p.message}" if p.message else ""), 70),
@@ -153,6 +135,39 @@ def render_job_details(terminal: Terminal, job: Job, events: Sequence[Event]) ->
         [Column("TIME"), Column("TYPE"), Column("REASON"), Column("OBJECT"), Column("MESSAGE")],
         [[e.time, e.type, e.reason, e.object, _one_line(e.message, 90)] for e in events],
     )
+
+
+def _ending_fields(job: Job, now: datetime) -> list[tuple[str, str]]:
+    """How the job ends (docs/controller.md): policy, restarts, exits, dependencies, TTL."""
+    from ant.jobs.model import parse_time
+    from ant.jobs.spec import format_duration
+
+    policy, record = job.policy, job.record
+    fields = [
+        ("On failure", f"{policy.on_failure}, at most {policy.max_restarts} restart(s)"),
+        ("Restarts", str(record.restarts)),
+    ]
+    fields += [
+        (f"Restart {len(record.restart_log) - i}", f"{r.at} {r.reason}")
+        for i, r in enumerate(reversed(record.restart_log))
+    ]
+    if policy.after:
+        state = f"released at {record.released_at}" if record.released_at else "waiting"
+        fields.append(("After", f"{', '.join(policy.after)} ({state})"))
+    if record.exits:
+        codes = ", ".join(f"{i}={e.exit_code}" for i, e in sorted(record.exits.items()))
+        fields.append(("Exit codes", codes))
+    if record.failure:
+        fields.append(("Failure", record.failure))
+    ttl = format_duration(policy.ttl_seconds)
+    finished = parse_time(record.finished_at)
+    if finished is None:
+        fields.append(("TTL", f"{ttl} after it finishes"))
+    else:
+        fields.append(("Finished", f"{_timestamp(finished)} ({age(finished, now)} ago)"))
+        expires = finished + timedelta(seconds=policy.ttl_seconds)
+        fields.append(("TTL", f"{ttl}: deleted at {_timestamp(expires)}"))
+    return fields
 
 
 def _timestamp(t: datetime | None) -> str:

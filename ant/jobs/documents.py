@@ -63,6 +63,25 @@ def job_item(job: Job) -> dict[str, Any]:
         "sweep": job.sweep or None,
         "preemptions": job.preemptions,
         "lastPreemptedAt": rfc3339(job.last_preempted_at),
+        **job_ending(job),
+    }
+
+
+def job_ending(job: Job) -> dict[str, Any]:
+    """How the job ends (docs/controller.md); part of every job item."""
+    policy, record = job.policy, job.record
+    return {
+        "restarts": record.restarts,
+        "maxRestarts": policy.max_restarts,
+        "onFailure": policy.on_failure,
+        "after": list(policy.after),
+        "ttlSeconds": policy.ttl_seconds,
+        "finishedAt": record.finished_at or None,
+        "failure": (
+            {"reason": record.failure, "replica": record.failed_replica} if record.failure else None
+        ),
+        "exitCodes": {str(i): e.exit_code for i, e in sorted(record.exits.items())},
+        "restartLog": [r.to_json() for r in record.restart_log],
     }
 
 
@@ -97,6 +116,7 @@ def job_details(job: Job, events: Sequence[Event]) -> dict[str, Any]:
                 "reason": p.reason,
                 "message": p.message,
                 "images": dict(p.images),
+                "exitCode": p.exit_code,
             }
             for p in job.pods
         ],

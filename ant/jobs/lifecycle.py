@@ -88,6 +88,18 @@ def check_priority_class(client: Client, priority: str) -> None:
         pass  # cannot look: the pods' admission will tell if it is missing
 
 
+def check_dependencies(client: Client, namespace: str, after: str) -> None:
+    """Every ``--after`` job exists (a missing one could never succeed)."""
+    for name in filter(None, after.split(",")):
+        try:
+            get_statefulset(client, namespace, name)
+        except NotFoundError as e:
+            raise NotFoundError(
+                f"--after: job {name} not found in namespace {namespace}",
+                hint="submit it first; 'ant list' shows your jobs",
+            ) from e
+
+
 def submit(
     client: Client,
     manifests: Manifests,
@@ -111,6 +123,8 @@ def submit(
     if preflight:
         check_priority_class(client, priority)
         check_references(client, manifests, on_unchecked)
+        after = statefulset.metadata.annotations.get(schema.AFTER, "")
+        check_dependencies(client, manifests.namespace, after)
         dry_run(client, manifests, (service, statefulset))
     ns, name = manifests.namespace, manifests.name
     marked = type(statefulset)()

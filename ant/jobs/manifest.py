@@ -137,6 +137,11 @@ def _annotations(spec: JobSpec, provenance: Provenance) -> dict[str, str]:
         if provenance.git.repo:
             annotations[schema.GIT_REPO] = provenance.git.repo
     annotations.update({schema.META_PREFIX + k: v for k, v in spec.meta.items()})
+    annotations[schema.MAX_RESTARTS] = str(spec.max_restarts)
+    annotations[schema.ON_FAILURE] = spec.on_failure
+    annotations[schema.TTL] = str(spec.ttl_seconds)
+    if spec.after:
+        annotations[schema.AFTER] = ",".join(spec.after)
     return annotations
 
 
@@ -152,7 +157,15 @@ def _pod_spec(spec: JobSpec, name: str, namespace: str) -> dict[str, Any]:
         *({"name": k, "value": v} for k, v in spec.env.items()),
         *data.env_entries(spec.secret_env),
     ]
-    container: dict[str, Any] = {"name": CONTAINER, "image": spec.image, "env": env}
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": spec.image,
+        "env": env,
+        # KEP-5307: a replica that exits 0 has finished and is not started again; a failure
+        # is restarted in place and stays visible (restartCount, lastState) until the
+        # controller acts on it (docs/controller.md).
+        "restartPolicy": "OnFailure",
+    }
     volumes, volume_mounts = data.volumes(spec.mounts)
     if volume_mounts:
         container["volumeMounts"] = volume_mounts
@@ -172,6 +185,8 @@ def _pod_spec(spec: JobSpec, name: str, namespace: str) -> dict[str, Any]:
     }
     if volumes:
         pod["volumes"] = volumes
+    if spec.after:  # held until every --after job succeeded: the controller removes the gate
+        pod["schedulingGates"] = [{"name": schema.AFTER_GATE}]
     if spec.node_selector:
         pod["nodeSelector"] = dict(spec.node_selector)
     if spec.tolerations:

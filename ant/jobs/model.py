@@ -5,6 +5,8 @@ Status (first rule that matches):
 - Terminating: the StatefulSet is being deleted.
 - Incomplete: its submit did not finish (``schema.SERVICE_PENDING``): the Service may be
   missing. ``ant delete`` removes it.
+- Succeeded / Failed: the controller ended it (label ``ant.dev/phase``; docs/controller.md).
+- Restarting: pods of the previous attempt are being removed (a whole-job restart).
 - Degraded: a pod failed or a container cannot run (crash loop, image pull, config).
 - Pending: no pod is scheduled.
 - Partial: some pods are scheduled, some are not (a gang job wastes what it holds).
@@ -22,6 +24,7 @@ from enum import StrEnum
 from typing import Any, TypedDict
 
 from ant.jobs import schema
+from ant.jobs.ending import Policy, Record
 from ant.jobs.template import PodTemplate, describe, images
 
 DEGRADED_REASONS = frozenset(
@@ -45,6 +48,13 @@ class JobStatus(StrEnum):
     DEGRADED = "Degraded"
     TERMINATING = "Terminating"
     INCOMPLETE = "Incomplete"
+    RESTARTING = "Restarting"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,7 @@ class Replica:
     degraded: bool = False
     terminating: bool = False
     images: Mapping[str, str] = field(default_factory=dict)  # container -> image it runs
+    exit_code: int | None = None  # the main container's last exit, if it exited
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,8 @@ class Job:
     sweep: str = ""
     # What new pods get (the StatefulSet's pod template); only ``job_from(template=True)``.
     template: PodTemplate | None = field(default=None, repr=False)
+    policy: Policy = field(default_factory=Policy)
+    record: Record = field(default_factory=Record)
 
     @property
     def nodes(self) -> int:
@@ -105,17 +118,23 @@ class Job:
 
 def job_from(sts: Any, pods: Iterable[Any], *, template: bool = False) -> Job:
     """``template``: also describe the pod template (``ant show``; lists need not)."""
+    pods = list(pods)
     meta = sts.metadata
     labels, annotations = dict(meta.labels), dict(meta.annotations)
     update_revision = sts.status.updateRevision
     replicas = list(sorted((_replica(p) for p in pods), key=lambda r: r.index))
+    metadata = from_metadata(labels, annotations)
+    record = metadata["record"]
     want = sts.spec.replicas
     live = [r for r in replicas if not r.terminating]
     scheduled = sum(1 for r in live if r.scheduled)
     updated = sum(1 for r in live if r.revision == update_revision)
+    uids = {p.metadata.uid for p in pods} if record.replaced_pods else set()
     status = _status(
         terminating=meta.HasField("deletionTimestamp"),
         incomplete=schema.SERVICE_PENDING in meta.annotations,
+        phase=record.phase,
+        restarting=bool(uids & record.replaced_pods),
         degraded=any(r.degraded for r in live),
         scheduled=scheduled,
         want=want,
@@ -125,7 +144,7 @@ def job_from(sts: Any, pods: Iterable[Any], *, template: bool = False) -> Job:
         name=meta.name,
         namespace=meta.namespace,
         status=status,
-        replicas=want,
+        replicas=want if record.replicas is None else record.replicas,
         ready=sum(1 for r in live if r.ready),
         pending=max(0, want - scheduled),
         updated=updated,
@@ -137,7 +156,7 @@ def job_from(sts: Any, pods: Iterable[Any], *, template: bool = False) -> Job:
         uid=meta.uid,
         resource_version=meta.resourceVersion,
         template=describe(sts.spec.template.spec) if template else None,
-        **from_metadata(labels, annotations),
+        **metadata,
     )
 
 
@@ -152,6 +171,8 @@ class JobMetadata(TypedDict):
     description: str
     annotations: Mapping[str, str]
     sweep: str
+    policy: Policy
+    record: Record
 
 
 def from_metadata(labels: Mapping[str, str], annotations: Mapping[str, str]) -> JobMetadata:
@@ -169,6 +190,8 @@ def from_metadata(labels: Mapping[str, str], annotations: Mapping[str, str]) -> 
         "description": annotations.get(schema.DESCRIPTION, ""),
         "annotations": dict(annotations),
         "sweep": labels.get(schema.SWEEP, ""),
+        "policy": Policy.from_annotations(annotations),
+        "record": Record.from_metadata(labels, annotations),
     }
 
 
@@ -211,6 +234,8 @@ def _status(
     *,
     terminating: bool,
     incomplete: bool,
+    phase: str,
+    restarting: bool,
     degraded: bool,
     scheduled: int,
     want: int,
@@ -220,6 +245,10 @@ def _status(
         return JobStatus.TERMINATING
     if incomplete:
         return JobStatus.INCOMPLETE
+    if phase:
+        return JobStatus(phase)
+    if restarting:
+        return JobStatus.RESTARTING
     if degraded:
         return JobStatus.DEGRADED
     if want and scheduled == 0:
@@ -253,7 +282,16 @@ def _replica(pod: Any) -> Replica:
         degraded=degraded,
         terminating=meta.HasField("deletionTimestamp"),
         images=images(spec),
+        exit_code=_exit_code(status),
     )
+
+
+def _exit_code(status: Any) -> int | None:
+    for cs in status.containerStatuses:
+        for state in (cs.state.terminated, cs.lastState.terminated):
+            if state.finishedAt.seconds or state.reason or state.exitCode:
+                return int(state.exitCode)
+    return None
 
 
 def _reason(pod: Any, scheduled_cond: Any) -> tuple[str, str, bool]:

@@ -19,6 +19,10 @@ File format (docs/cli.md#job-spec-files); every key optional, flags win::
     mounts: [datasets:/data:ro, scratch:/scratch] # PVC:/path[:ro|:rw]
     configMaps: [train-config:/etc/train]         # CONFIGMAP:/path (read-only)
     podTemplate: {spec: {volumes: [...]}}   # merged over what ant generates
+    maxRestarts: 3               # restarts a failure may cause before the job fails
+    onFailure: restart-job       # restart-job | restart-replica | fail
+    after: [prep, tokenize]      # jobs that must succeed before this one starts
+    ttl: 7d                      # kept this long after it finished
 
 The references' grammar, checks and pod-spec pieces live in ``ant.jobs.data``.
 """
@@ -59,6 +63,10 @@ class JobSpec:
     pod_template: Mapping[str, Any] = field(default_factory=dict)
     secret_env: tuple[data.SecretEnv, ...] = ()
     mounts: tuple[data.Mount, ...] = ()
+    max_restarts: int = schema.DEFAULT_MAX_RESTARTS
+    on_failure: str = schema.DEFAULT_ON_FAILURE
+    after: tuple[str, ...] = ()
+    ttl_seconds: int = schema.DEFAULT_TTL_SECONDS
 
     def with_overrides(self, **overrides: Any) -> JobSpec:
         """Flags over the file: ``None`` means "not given"; maps merge key by key;
@@ -100,6 +108,10 @@ FILE_KEYS = {
     "secretMounts": "mounts",
     "mounts": "mounts",
     "configMaps": "mounts",
+    "maxRestarts": "max_restarts",
+    "onFailure": "on_failure",
+    "after": "after",
+    "ttl": "ttl_seconds",
 }
 # File keys that are lists of references, in ant.jobs.data's grammar -> parse_all's argument.
 _REFERENCE_KEYS = {
@@ -108,6 +120,11 @@ _REFERENCE_KEYS = {
     "mounts": "mounts",
     "configMaps": "config_maps",
 }
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Ten years: longer would overflow timers (and the API server's int64 seconds) long
+# before it meant anything.
+MAX_DURATION = 3650 * 86400
 
 
 # Deeper than any pod template needs; deep enough documents exhaust Python's stack.
@@ -238,9 +255,17 @@ def _strings(value: Any, where: str) -> list[str]:
 
 
 def _coerce(name: str, value: Any, where: str) -> Any:
-    if name in ("name", "generate_name", "image", "priority", "description"):
+    if name in ("name", "generate_name", "image", "priority", "description", "on_failure"):
         return _string(value, where)
-    if name == "replicas":
+    if name == "ttl_seconds":
+        return parse_duration(_string(value, where), where)
+    if name == "after":
+        if isinstance(value, str):
+            return parse_after(value, where)
+        if isinstance(value, list):
+            return tuple(_string(v, where) for v in value)
+        raise ValidationError(where, "a list of job names (or one comma-separated string)")
+    if name in ("replicas", "max_restarts"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValidationError(where, f"{value!r} is not a whole number")
         return value
@@ -282,6 +307,35 @@ def parse_pairs(values: Iterable[str], flag: str) -> dict[str, str]:
     return pairs
 
 
+def parse_duration(text: str, flag: str) -> int:
+    """``90s``, ``15m``, ``24h``, ``7d``, ``1h30m`` -> seconds, at most ``MAX_DURATION``."""
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValidationError(flag, f"{text!r} is not a duration", hint="e.g. 30s, 15m, 24h, 7d")
+    seconds = sum(int(n) * _SECONDS[u] for n, u in parts)
+    if seconds > MAX_DURATION:
+        raise ValidationError(flag, f"{text!r} is longer than 3650d", hint="e.g. 30s, 15m, 24h, 7d")
+    return seconds
+
+
+def format_duration(seconds: int) -> str:
+    """The inverse of ``parse_duration`` in the largest whole units: 604800 -> ``7d``."""
+    out = ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            out += f"{seconds // size}{unit}"
+            seconds %= size
+    return out or "0s"
+
+
+def parse_after(text: str, flag: str = "after") -> tuple[str, ...]:
+    """``a,b`` -> ("a", "b"): the jobs an ``--after`` job waits for."""
+    names = tuple(n.strip() for n in text.split(","))
+    if not all(names):
+        raise ValidationError(flag, f"{text!r} has an empty job name", hint="e.g. --after prep,tok")
+    return names
+
+
 def validate(spec: JobSpec) -> None:
     """Every rule a job must pass before ant touches the cluster."""
     if spec.generate_name and not spec.name:
@@ -296,6 +350,15 @@ def validate(spec: JobSpec) -> None:
     if spec.replicas > MAX_REPLICAS:
         raise ValidationError("replicas", f"{spec.replicas} is more than {MAX_REPLICAS}")
     schema.validate_priority(spec.priority)
+    schema.validate_on_failure(spec.on_failure)
+    if spec.max_restarts < 0:
+        raise ValidationError("max-restarts", f"{spec.max_restarts} is negative")
+    if spec.ttl_seconds < 1:
+        raise ValidationError("ttl", "a finished job is kept at least one second")
+    for dependency in spec.after:
+        schema.validate_job_name(dependency, "after")
+    if spec.name and spec.name in spec.after:
+        raise ValidationError("after", f"{spec.name} cannot wait for itself")
     for key, value in spec.labels.items():
         schema.validate_label(key, value)
     for key in spec.meta:

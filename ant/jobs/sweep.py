@@ -361,6 +361,8 @@ def _preflight(
     """What ``lifecycle.submit`` checks per job, once: every job shares the same shape."""
     lifecycle.check_priority_class(client, sweep.priority)
     lifecycle.check_references(client, sweep.jobs[0].manifests, on_unchecked)
+    after = first[1].metadata.annotations.get(schema.AFTER, "")
+    lifecycle.check_dependencies(client, sweep.namespace, after)
     lifecycle.dry_run(client, sweep.jobs[0].manifests, first)
 
 

@@ -123,6 +123,15 @@ def test_a_job_list_item_is_what_the_statefulset_says() -> None:
                 "sweep": "abc123",
                 "preemptions": 2,
                 "lastPreemptedAt": "2026-11-24T15:30:00Z",
+                "restarts": 0,
+                "maxRestarts": 3,
+                "onFailure": "restart-job",
+                "after": [],
+                "ttlSeconds": 604800,
+                "finishedAt": None,
+                "failure": None,
+                "exitCodes": {},
+                "restartLog": [],
             }
         ],
     }

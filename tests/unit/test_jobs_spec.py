@@ -230,3 +230,45 @@ def test_a_prefix_is_checked_when_there_is_no_name() -> None:
     assert err.value.field == "generate-name"
     # With a name, the prefix is not used.
     jobspec.validate(JobSpec(name="x", generate_name="a" * 48, image="i"))
+
+
+def test_the_end_policy_from_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text(
+        "name: b\nimage: i\nmaxRestarts: 1\nonFailure: fail\nafter: [a, c]\nttl: 1d12h\n"
+    )
+    loaded = jobspec.load_file(str(path))
+    assert (loaded.max_restarts, loaded.on_failure, loaded.after, loaded.ttl_seconds) == (
+        1,
+        "fail",
+        ("a", "c"),
+        129600,
+    )
+    jobspec.validate(loaded)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"on_failure": "retry"}, "on-failure"),
+        ({"max_restarts": -1}, "max-restarts"),
+        ({"after": ("Bad_Name",)}, "after"),
+        ({"after": ("b",)}, "after"),
+        ({"ttl_seconds": 0}, "ttl"),
+    ],
+)
+def test_bad_end_policies_name_their_flag(changes: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as e:
+        jobspec.validate(JobSpec(name="b", image="i").with_overrides(**changes))
+    assert e.value.field == field
+
+
+def test_durations_round_trip() -> None:
+    for text, seconds in (("7d", 604800), ("1h30m", 5400), ("45s", 45)):
+        assert jobspec.parse_duration(text, "--ttl") == seconds
+        assert jobspec.format_duration(seconds) == text
+    with pytest.raises(ValidationError):
+        jobspec.parse_duration("7 days", "--ttl")
+    assert jobspec.parse_after("a, b") == ("a", "b")
+    with pytest.raises(ValidationError):
+        jobspec.parse_after("a,,b")

@@ -29,10 +29,10 @@ def delete(
     wait: Annotated[bool, typer.Option("--wait", help="Until their pods are gone.")] = False,
     timeout: Annotated[str, typer.Option("--timeout", help="How long --wait waits.")] = "5m",
 ) -> None:
-    from ant.cli.views import parse_duration
     from ant.errors import Aborted, UsageError
     from ant.jobs import lifecycle, ownership, schema
     from ant.jobs.identity import whoami
+    from ant.jobs.spec import parse_duration
     from ant.kube import resources as r
 
     app: App = ctx.obj

@@ -30,7 +30,8 @@ def list_jobs(
         str | None, typer.Option("--sweep", help="The jobs of this sweep, with its parameters.")
     ] = None,
     status: Annotated[
-        str | None, typer.Option("--status", help="Only these statuses, e.g. Pending,Partial.")
+        str | None,
+        typer.Option("--status", help="Only these statuses, e.g. Pending,Failed."),
     ] = None,
     since: Annotated[
         str | None, typer.Option("--since", help="Only jobs created within, e.g. 24h.")
@@ -51,15 +52,14 @@ def list_jobs(
     from ant.errors import UsageError
     from ant.jobs.documents import job_list
     from ant.jobs.identity import user_label
+    from ant.jobs.spec import parse_duration
 
     app: App = ctx.obj
     if all_users and user:
         raise UsageError("--all-users and --user contradict each other")
     statuses = _statuses(status)
     newer_than = (
-        datetime.now(UTC) - timedelta(seconds=views.parse_duration(since, "--since"))
-        if since
-        else None
+        datetime.now(UTC) - timedelta(seconds=parse_duration(since, "--since")) if since else None
     )
     namespace = None if all_namespaces else app.namespace
     mine = not all_users and not user  # the caller's own jobs: who that is, asked lazily
@@ -92,7 +92,8 @@ def list_jobs(
         ]
         if sweep:
             return sorted(jobs, key=lambda j: (j.namespace, sweeps.index_of(j), j.name))
-        return sorted(jobs, key=lambda j: (j.namespace, j.name))
+        # Finished jobs after the active ones: what runs is what one looks for.
+        return sorted(jobs, key=lambda j: (j.namespace, j.status.finished, j.name))
 
     def render(jobs: list[Job]) -> None:
         if output is OutputFormat.json:

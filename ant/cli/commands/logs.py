@@ -26,9 +26,9 @@ def logs(
     ] = None,
     timestamps: Annotated[bool, typer.Option("--timestamps", help="Prefix timestamps.")] = False,
 ) -> None:
-    from ant.cli.views import parse_duration
     from ant.errors import UsageError, ValidationError
     from ant.jobs import lifecycle
+    from ant.jobs.spec import parse_duration
 
     app: App = ctx.obj
     if replica is not None and all_replicas:

@@ -24,9 +24,9 @@ def restart(
     timeout: Annotated[str, typer.Option("--timeout", help="How long --wait waits.")] = "10m",
     force: Force = False,
 ) -> None:
-    from ant.cli.views import parse_duration
     from ant.errors import Aborted
     from ant.jobs import lifecycle, ownership
+    from ant.jobs.spec import parse_duration
     from ant.kube import resources as r
 
     app: App = ctx.obj

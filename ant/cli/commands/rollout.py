@@ -153,8 +153,8 @@ def rollout_options(
     on_failure: str = "pause",
 ) -> RolloutOptions:
     """Flags -> RolloutOptions (shared with ``ant update --rollout``)."""
-    from ant.cli.views import parse_duration
     from ant.jobs import rollout as ro
+    from ant.jobs.spec import parse_duration
 
     return ro.RolloutOptions(
         max_unavailable=ro.parse_budget(max_unavailable) if max_unavailable else None,

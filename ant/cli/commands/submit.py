@@ -79,6 +79,22 @@ def submit(
     count: Annotated[
         int | None, typer.Option("--count", help="N jobs (with --sweep: N per combination).")
     ] = None,
+    max_restarts: Annotated[
+        int | None,
+        typer.Option("--max-restarts", help="Restarts a failure may cause, then Failed [3]."),
+    ] = None,
+    on_failure: Annotated[
+        str | None,
+        typer.Option("--on-failure", help="restart-job | restart-replica | fail [restart-job]."),
+    ] = None,
+    after: Annotated[
+        str | None,
+        typer.Option("--after", help="JOB[,JOB...]: start once these succeeded."),
+    ] = None,
+    ttl: Annotated[
+        str | None,
+        typer.Option("--ttl", help="Keep the finished job this long, e.g. 12h [7d]."),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the manifests; contact no cluster.")
     ] = False,
@@ -119,6 +135,10 @@ def submit(
         labels=jobspec.parse_pairs(label or [], "--label") or None,
         meta=jobspec.parse_pairs(meta or [], "--meta") or None,
         **data.parse_all(secret_env or [], secret_mount or [], mount or [], config_map or []),
+        max_restarts=max_restarts,
+        on_failure=on_failure,
+        after=jobspec.parse_after(after, "--after") if after is not None else None,
+        ttl_seconds=jobspec.parse_duration(ttl, "--ttl") if ttl is not None else None,
     )
     if name and base.generate_name:
         job = job.with_overrides(generate_name="")
