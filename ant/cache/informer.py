@@ -23,7 +23,10 @@ than" N, every next page carries only ``limit`` and ``continue``. While the watc
 down the table's staleness grows (``ant.cache.freshness``), and the server refuses reads
 once it is past its promise.
 
-Everything goes through ``ant.kube.client.Client``: one request path.
+Everything goes through ``ant.kube.client.Client``: one request path. The ant controller
+uses the same informers with a label selector (only ant's objects) and a listener that
+hears of every change (``on_change``: each event's entry; ``on_relist``: after a list,
+when the changes in between are unknown).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +77,9 @@ class Informer:
         metrics: InformerMetrics | None = None,
         stop: threading.Event | None = None,
         backoff: Backoff | None = None,
+        label_selector: str | None = None,
+        on_change: Callable[[Entry], None] | None = None,
+        on_relist: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
         self.table = table
@@ -85,6 +91,9 @@ class Informer:
         self.metrics = metrics
         self.stop = stop or threading.Event()
         self.backoff = backoff or Backoff()
+        self.label_selector = label_selector
+        self.on_change = on_change
+        self.on_relist = on_relist
         self.last_rv = ""  # the last resourceVersion seen (list, event or bookmark)
         self.lists = 0
         self.applied_since_list = 0  # events and bookmarks
@@ -144,6 +153,8 @@ class Informer:
         self.last_rv = rv
         self.lists += 1
         self.applied_since_list = 0
+        if self.on_relist:
+            self.on_relist()
         if self.metrics and not first:
             self.metrics.relists.inc(self.kind.name, reason)
         log.info(
@@ -161,6 +172,7 @@ class Informer:
             self.kind.resource,
             self.scope or None,
             field_selector=self.field_selector,
+            label_selector=self.label_selector,
             limit=PAGE_SIZE,
             resource_version=rv,
             resource_version_match=match,
@@ -178,6 +190,7 @@ class Informer:
                 self.scope or None,
                 resource_version=self.last_rv,
                 field_selector=self.field_selector,
+                label_selector=self.label_selector,
                 timeout_seconds=self.watch_timeout,
                 allow_bookmarks=True,
                 on_open=lambda: self.table.freshness.opened(self.scope),
@@ -189,12 +202,17 @@ class Informer:
             self.table.freshness.closed(self.scope)
 
     def apply(self, event_type: str, obj: Any, rv: str) -> None:
+        entry = None
         if event_type == "BOOKMARK":
             self.table.bookmark(rv, self.scope)
         elif event_type == "DELETED":
-            self.table.delete(make_entry(self.kind, obj, self.strip), self.scope)
+            entry = make_entry(self.kind, obj, self.strip)
+            self.table.delete(entry, self.scope)
         else:  # ADDED, MODIFIED
-            self.table.upsert(make_entry(self.kind, obj, self.strip), self.scope)
+            entry = make_entry(self.kind, obj, self.strip)
+            self.table.upsert(entry, self.scope)
+        if entry is not None and self.on_change:
+            self.on_change(entry)
         if rv:
             self.last_rv = rv
         self.applied_since_list += 1

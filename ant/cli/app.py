@@ -43,6 +43,7 @@ COMMANDS = (
     CommandEntry("whoami", "Show who the API server says you are, and your ant user label."),
     CommandEntry("admin", "Set up a cluster for ant (needs cluster-admin rights)."),
     CommandEntry("cache", "Serve ant's reads from memory: the read cache."),
+    CommandEntry("controller", "Run the controller that makes jobs succeed, fail and restart."),
 )
 
 HELP = """Run and manage ML training jobs on Kubernetes StatefulSets.

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
         apps_v1_pb2,
         authentication_v1_pb2,
         authorization_v1_pb2,
+        coordination_v1_pb2,
         core_v1_pb2,
         events_v1_pb2,
         scheduling_v1_pb2,
@@ -39,6 +40,9 @@ CONTROLLER_REVISIONS: Resource[apps_v1_pb2.ControllerRevision] = Resource(
     "apps", "v1", "controllerrevisions", "ControllerRevision"
 )
 EVENTS_V1: Resource[events_v1_pb2.Event] = Resource("events.k8s.io", "v1", "events", "Event")
+LEASES: Resource[coordination_v1_pb2.Lease] = Resource(
+    "coordination.k8s.io", "v1", "leases", "Lease"
+)
 PRIORITY_CLASSES: Resource[scheduling_v1_pb2.PriorityClass] = Resource(
     "scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", namespaced=False
 )

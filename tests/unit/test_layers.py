@@ -13,6 +13,7 @@ FORBIDDEN = {
     "kube": ("ant.cli", "ant.jobs", "ant.cache"),
     "jobs": ("ant.cli", "ant.cache"),
     "cache": ("ant.cli",),
+    "controller": ("ant.cli",),
 }
 
 

@@ -3,6 +3,7 @@
     app.py        CacheApp: routing and handlers, a ``Request`` in, a ``Reply`` out (no
                   sockets: unit-testable)
     wire.py       requests and replies, content negotiation, lists and Status bodies
+    access.py     delegated authentication and authorization (also the controller's)
     discovery.py  just enough of the API server's discovery for ``kubectl --server``
     listener.py   the socket: a TLS ``ThreadingHTTPServer`` with HTTP/1.1 keep-alive
 

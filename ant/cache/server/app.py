@@ -11,10 +11,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ant.cache import jobs as jobrows
-from ant.cache.auth import Attributes, Authenticator, Authorizer, ReviewError, UserInfo
-from ant.cache.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from ant.cache.auth import Attributes, Authenticator, Authorizer, UserInfo
 from ant.cache.metrics import Counter, Histogram, Registry
 from ant.cache.selectors import parse_fields, parse_labels
+from ant.cache.server import access
 from ant.cache.server.discovery import discovery
 from ant.cache.server.wire import (
     JSON,
@@ -201,40 +201,20 @@ class CacheApp:
 
     # ---- authentication -----------------------------------------------------------
     def authenticate(self, request: Request) -> UserInfo:
-        scheme, _, token = request.header("authorization").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise failure(401, "Unauthorized", "Unauthorized: the ant cache needs a bearer token")
-        try:
-            user = self.authn.authenticate(token)
-        except ReviewError as e:
-            raise failure(503, "ServiceUnavailable", str(e), retry_after=1) from e
-        if user is None:
-            raise failure(401, "Unauthorized", "Unauthorized")
-        return user
+        return access.authenticate(self.authn, request)
 
     def authorize(self, user: UserInfo, attrs: Attributes) -> bool:
-        try:
-            return self.authz.authorize(user, attrs).allowed
-        except ReviewError as e:
-            raise failure(503, "ServiceUnavailable", str(e), retry_after=1) from e
+        return access.authorize(self.authz, user, attrs)
 
     def require(self, user: UserInfo, attrs: Attributes) -> None:
-        if not self.authorize(user, attrs):
-            raise failure(
-                403,
-                "Forbidden",
-                f'{attrs.resource or attrs.path} is forbidden: User "{user.username}" cannot '
-                f"{attrs.describe()}",
-            )
+        access.require(self.authz, user, attrs)
 
     # ---- serving ------------------------------------------------------------------
     def serve(self, route: Route, user: UserInfo, query: dict[str, str], fmt: str) -> Reply:
         if route.endpoint == "discovery":
             return discovery(route.name, self.store)
         if route.endpoint == "metrics":
-            self.require(user, Attributes(verb="get", path="/metrics"))
-            return Reply(200, METRICS_CONTENT_TYPE, self.registry.render().encode())
+            return access.metrics_reply(self.authz, user, self.registry)
         if query.get("watch") in ("true", "1"):
             raise failure(
                 405,

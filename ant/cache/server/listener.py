@@ -1,4 +1,5 @@
-"""The socket: CacheApp behind a TLS ``ThreadingHTTPServer`` with HTTP/1.1 keep-alive."""
+"""The socket: an app (the cache's, the controller's) behind a TLS ``ThreadingHTTPServer``
+with HTTP/1.1 keep-alive."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
-from ant.cache.server.app import CacheApp
-from ant.cache.server.wire import Request
+from ant.cache.server.wire import Reply, Request
 
 log = logging.getLogger("ant.cache.server")
 
@@ -22,6 +22,12 @@ log = logging.getLogger("ant.cache.server")
 MAX_HEADER_BYTES = 64 * 1024  # all header lines of one request (the request line: 64 KiB)
 HEAD_TIMEOUT = 10.0  # from a request's first byte to the end of its headers
 IDLE_TIMEOUT = 120.0  # a kept-alive connection with no request in it is closed after this
+
+
+class Handles(Protocol):
+    """What ``serve`` puts behind HTTP: a ``Request`` in, a ``Reply`` out."""
+
+    def handle(self, request: Request) -> Reply: ...
 
 
 class _Connection(socket.SocketIO):
@@ -68,7 +74,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ant-cache"
     sys_version = ""
-    app: CacheApp  # set on the subclass made by serve()
+    app: Handles  # set on the subclass made by serve()
     head_timeout = HEAD_TIMEOUT
     idle_timeout = IDLE_TIMEOUT
 
@@ -180,7 +186,7 @@ class Listener:
 
 
 def serve(
-    app: CacheApp,
+    app: Handles,
     host: str,
     port: int,
     context: ssl.SSLContext | None,

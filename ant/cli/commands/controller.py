@@ -1,0 +1,115 @@
+"""``ant controller run``: the controller that makes jobs end (docs/controller.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ant.cli.context import App
+
+HELP = "The ant controller: jobs that succeed, fail, restart whole, wait for others, expire."
+
+controller = typer.Typer(help=HELP, no_args_is_help=True)
+
+RUN_HELP = """Watch ant's jobs and make their transitions: Succeeded when every replica exited 0,
+whole-job restarts up to --max-restarts then Failed, --after dependencies, TTL deletion.
+Safe to run several: one leads through a Lease, the others stand by. Credentials:
+--kubeconfig/--context, or the in-cluster service account. Stops on SIGTERM or Ctrl-C
+(releasing the Lease)."""
+
+
+@controller.command("run", help=RUN_HELP)
+def run(
+    ctx: typer.Context,
+    listen: Annotated[
+        str,
+        typer.Option("--listen", metavar="HOST:PORT", help="Probes and metrics, HOST:PORT."),
+    ] = "127.0.0.1:8444",
+    plain_http: Annotated[
+        bool, typer.Option("--plain-http", help="No TLS (loopback only: tests, dev cluster).")
+    ] = False,
+    tls_cert_file: Annotated[
+        str | None,
+        typer.Option("--tls-cert-file", metavar="FILE", help="Serving certificate (PEM)."),
+    ] = None,
+    tls_private_key_file: Annotated[
+        str | None,
+        typer.Option("--tls-private-key-file", metavar="FILE", help="Its private key (PEM)."),
+    ] = None,
+    namespaces: Annotated[
+        str | None,
+        typer.Option("--namespaces", metavar="NS,...", help="Only these namespaces' jobs."),
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Jobs reconciled at once.")] = 4,
+    lease_namespace: Annotated[
+        str, typer.Option("--lease-namespace", help="Where the leader-election Lease lives.")
+    ] = "ant-system",
+    lease_duration: Annotated[
+        float, typer.Option("--lease-duration", help="Seconds a stand-by waits to take over.")
+    ] = 15.0,
+    renew_deadline: Annotated[
+        float, typer.Option("--renew-deadline", help="Seconds a leader keeps trying to renew.")
+    ] = 10.0,
+    retry_period: Annotated[
+        float, typer.Option("--retry-period", help="Seconds between Lease attempts.")
+    ] = 2.0,
+) -> None:
+    import logging
+    import signal
+    import threading
+
+    from ant.controller.lease import Timing
+    from ant.controller.service import ControllerService, Options
+    from ant.errors import UsageError
+    from ant.kube.client import Client
+    from ant.kube.transport import Transport
+
+    app: App = ctx.obj
+    host, _, port_text = listen.rpartition(":")
+    if not host or not port_text.isdigit():
+        raise UsageError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8444")
+    cache_home = Path(app.env.vars.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    options = Options(
+        host=host.strip("[]"),
+        port=int(port_text),
+        plain_http=plain_http,
+        tls_cert_file=tls_cert_file,
+        tls_key_file=tls_private_key_file,
+        cert_dir=cache_home / "ant" / "controller-certs",
+        namespaces=tuple(n.strip() for n in (namespaces or "").split(",") if n.strip()),
+        workers=workers,
+        lease_namespace=lease_namespace,
+        timing=Timing(lease_duration, renew_deadline, retry_period),
+    )
+    handler = logging.StreamHandler(app.env.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("ant")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG if app.options.verbose > 1 else logging.INFO)
+
+    kubeconfig = app.kubeconfig
+    # Watches hold their connection for minutes; writes and reviews answer within seconds.
+    client = Client(Transport.from_kubeconfig(kubeconfig, timeout=60))
+    reviews = Client(Transport.from_kubeconfig(kubeconfig, timeout=10))
+    service = ControllerService(client, reviews, options)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    service.start()
+    app.terminal.info(
+        f"ant controller {service.identity} on {service.url} (context {kubeconfig.context})"
+    )
+    try:
+        stop.wait()
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        service.close()
+        client.transport.close()
+        reviews.transport.close()
+    app.terminal.info("ant controller stopped")

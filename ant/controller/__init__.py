@@ -1,0 +1,1 @@
+"""`ant controller run`: the server that makes jobs end (docs/controller.md)."""
