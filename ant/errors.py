@@ -34,7 +34,9 @@ job changed under a rollout) are the classes beside it, never a made-up ``Status
     ├── DecodeError ..................... 1  ERROR        a body ant cannot decode
     ├── Aborted ......................... 1  ERROR        the user said no at a prompt
     ├── RolloutPaused ................... 7  PAUSED       a rollout stopped on an unhealthy pod
+    ├── JobFailed ....................... 8  JOB_FAILED   `ant wait`: a job failed or never can
     ├── NotOwner ........................ 9  NOT_OWNER    someone else's job, and no --force
+    ├── WaitTimeout ..................... 124 TIMEOUT    `ant wait --timeout` ran out
     ├── SweepFailed (ant.jobs.sweep) .... the code of the first failure; names what was created
     └── ReviewError (ant.cache.auth) .... 6  UNAVAILABLE  a token or access review failed (503)
 
@@ -59,7 +61,9 @@ class ExitCode(IntEnum):
     CONFLICT = 5
     UNAVAILABLE = 6
     PAUSED = 7
+    JOB_FAILED = 8
     NOT_OWNER = 9
+    TIMEOUT = 124
     INTERRUPTED = 130
 
 
@@ -121,6 +125,16 @@ class Aborted(AntError):
 
 class RolloutPaused(AntError):
     exit_code = ExitCode.PAUSED
+
+
+class JobFailed(AntError):
+    """A job ``ant wait`` waits for failed, or can never reach the condition."""
+
+    exit_code = ExitCode.JOB_FAILED
+
+
+class WaitTimeout(AntError):
+    exit_code = ExitCode.TIMEOUT
 
 
 class NotOwner(AntError):

@@ -39,6 +39,7 @@ COMMANDS = (
     CommandEntry("update", "Change a job's pod template; nothing restarts."),
     CommandEntry("rollout", "Replace a job's pods that run an old revision, batch by batch."),
     CommandEntry("rollback", "Restore the pod template of a job's previous revision."),
+    CommandEntry("wait", "Wait until jobs are running, finished or succeeded."),
     CommandEntry("delete", "Delete jobs: their StatefulSet, pods and Service."),
     CommandEntry("whoami", "Show who the API server says you are, and your ant user label."),
     CommandEntry("admin", "Set up a cluster for ant (needs cluster-admin rights)."),

@@ -146,6 +146,16 @@ class App:
 
         return Api.over(self.client, self.namespace, reader=self.reader, identity=self.identity)
 
+    def warn_without_controller(self) -> None:
+        """Say once, on stderr, when no ant controller runs: jobs then never end."""
+        from ant.controller.lease import LEASE_NAME, LEASE_NAMESPACE, controller_state
+
+        if controller_state(self.client).running is False:
+            self.terminal.warn(
+                f"no ant controller holds the lease {LEASE_NAMESPACE}/{LEASE_NAME}: jobs will "
+                "not become Succeeded or Failed on their own (docs/controller.md)"
+            )
+
     def record_write(self, *resource_versions: str) -> None:
         """After a write: the next reads through the cache wait until it has seen it
         (the newest of ``resource_versions``)."""

@@ -499,6 +499,7 @@ class LogOptions:
     tail_lines: int | None = None
     since_seconds: int | None = None
     timestamps: bool = False
+    previous: bool = False  # the last terminated container's log (a restart's cause)
 
 
 def pod_logs(client: Client, namespace: str, pod: str, options: LogOptions) -> Iterator[bytes]:
@@ -509,6 +510,7 @@ def pod_logs(client: Client, namespace: str, pod: str, options: LogOptions) -> I
         tail_lines=options.tail_lines,
         since_seconds=options.since_seconds,
         timestamps=options.timestamps,
+        previous=options.previous,
     )
 
 

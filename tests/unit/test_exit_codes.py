@@ -19,7 +19,9 @@ DOCUMENTED = {
     "CONFLICT": 5,
     "UNAVAILABLE": 6,
     "PAUSED": 7,
+    "JOB_FAILED": 8,
     "NOT_OWNER": 9,
+    "TIMEOUT": 124,
     "INTERRUPTED": 130,
 }
 
@@ -51,7 +53,9 @@ def test_docs_cli_md_exit_code_table_matches_the_code() -> None:
         (errors.JobChanged("x"), 5),
         (errors.Aborted("x"), 1),
         (errors.RolloutPaused("x"), 7),
+        (errors.JobFailed("x"), 8),
         (errors.NotOwner("x"), 9),
+        (errors.WaitTimeout("x"), 124),
         (errors.DecodeError("x"), 1),
         (errors.TransportError("x"), 6),
         (errors.ConnectError("x"), 6),

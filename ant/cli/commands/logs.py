@@ -25,6 +25,10 @@ def logs(
         str | None, typer.Option("--since", help="Only lines newer than, e.g. 10m.")
     ] = None,
     timestamps: Annotated[bool, typer.Option("--timestamps", help="Prefix timestamps.")] = False,
+    previous: Annotated[
+        bool,
+        typer.Option("--previous", "-p", help="The last terminated container's log."),
+    ] = False,
 ) -> None:
     from ant.errors import UsageError, ValidationError
     from ant.jobs import lifecycle
@@ -42,6 +46,7 @@ def logs(
         tail_lines=tail,
         since_seconds=parse_duration(since, "--since") if since else None,
         timestamps=timestamps,
+        previous=previous,
     )
     if not all_replicas:
         for line in app.api.log_bytes(job, replica or 0, options):

@@ -27,6 +27,8 @@ def show(
 
     app: App = ctx.obj
     found, events = app.api.events(job)
+    if not found.status.finished:
+        app.warn_without_controller()
     if output is OutputFormat.table:
         views.render_job_details(app.terminal, found, events)
     elif output is OutputFormat.json:
