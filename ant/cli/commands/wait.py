@@ -42,6 +42,10 @@ def wait(
         raise ValidationError("--for", f"unknown condition {for_!r}", hint=f"use {known}") from e
     seconds = parse_duration(timeout, "--timeout") if timeout is not None else None
     names = list(dict.fromkeys(jobs))
+    if seconds is None:
+        app.deadline.per_call()  # waits as long as it takes: each call gets the deadline
+    else:
+        app.deadline.extend(seconds)
     if condition is not Condition.RUNNING:
         app.warn_without_controller()
     verdicts = wait_for(
