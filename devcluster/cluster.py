@@ -60,6 +60,9 @@ COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-schedul
 BINARIES = (*COMPONENTS, "kubectl")
 # Started only when asked for (`up --kueue`, kueue_component.py); stopped first by `down`.
 OPTIONAL_COMPONENTS = ("kueue",)
+# Started by every `up` once the cluster runs (controller_component.py), stopped first by
+# `down`: ant's own servers, run with the Python that runs `up`.
+ADDONS = ("ant-controller",)
 
 # Fixed, uncommon loopback ports below Linux's ephemeral range (32768+): a block
 # starting at ANT_DEVCLUSTER_PORT_BASE, each overridable on its own.
@@ -264,7 +267,7 @@ def is_ours(pid: int, layout: Layout) -> bool:
 
 def recorded_pids(layout: Layout) -> dict[str, int]:
     pids = {}
-    for component in (*COMPONENTS, *OPTIONAL_COMPONENTS):
+    for component in (*COMPONENTS, *OPTIONAL_COMPONENTS, *ADDONS):
         try:
             pids[component] = int(layout.pid_file(component).read_text().strip())
         except (OSError, ValueError):
@@ -283,7 +286,8 @@ def stray_pids(layout: Layout, known: set[int]) -> list[int]:
         if pid in known or pid == os.getpid():
             continue
         cmd = _proc_cmdline(pid)
-        if not cmd or Path(cmd[0]).name not in (*BINARIES, *OPTIONAL_COMPONENTS):
+        ours = Path(cmd[0]).name in (*BINARIES, *OPTIONAL_COMPONENTS) if cmd else False
+        if not cmd or not (ours or cmd[1:3] == ["-m", "ant"]):  # an addon: python -m ant
             continue
         if any(marker in arg for arg in cmd[1:]) and not _is_zombie(pid):
             found.append(pid)
@@ -330,6 +334,7 @@ def stop_all(layout: Layout) -> int:
         kueue_component.unregister(layout)
     # Clients first, then the apiserver, etcd last.
     phases = [
+        [pids[c] for c in ADDONS if c in pids],
         [
             pids[c]
             for c in ("kueue", "kwok", "kube-scheduler", "kube-controller-manager")
@@ -1331,6 +1336,9 @@ def cmd_up(layout: Layout, kueue: bool = False) -> int:
             ensure_cluster(layout)
             if kueue:
                 ensure_kueue(layout)
+            import controller_component
+
+            controller_component.start(layout)
         except StartError as err:
             log(f"failed to start {err.component}: {err}")
             log_path = layout.log_file(err.component)
@@ -1380,7 +1388,7 @@ def cmd_status(layout: Layout) -> int:
         print(f"  server:     {info['server']}")
         print(f"  kubeconfig: {info['kubeconfig']}")
     all_up = True
-    optional = [c for c in OPTIONAL_COMPONENTS if c in pids]
+    optional = [c for c in (*OPTIONAL_COMPONENTS, *ADDONS) if c in pids]
     for component in (*COMPONENTS, *optional):
         pid = pids.get(component)
         running = pid is not None and is_ours(pid, layout)
@@ -1494,6 +1502,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # kueue_component imports `cluster`: let it find this module, not load a second copy.
+    # kueue_component and controller_component import `cluster`: let them find this
+    # module, not load a second copy.
     sys.modules.setdefault("cluster", sys.modules["__main__"])
     sys.exit(main())
