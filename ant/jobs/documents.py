@@ -80,7 +80,7 @@ def job_ending(job: Job) -> dict[str, Any]:
         "failure": (
             {"reason": record.failure, "replica": record.failed_replica} if record.failure else None
         ),
-        "exitCodes": {str(i): e.exit_code for i, e in sorted(record.exits.items())},
+        "exits": [{"replica": i, **e.to_json()} for i, e in sorted(record.exits.items())],
         "restartLog": [r.to_json() for r in record.restart_log],
     }
 

@@ -259,5 +259,5 @@ def test_the_model_shows_what_the_controller_recorded() -> None:
     assert (job.status, job.replicas) == (JobStatus.FAILED, 4)
     doc = job_item(job)
     assert doc["failure"] == {"reason": "replica 1 exited with code 3", "replica": 1}
-    assert doc["exitCodes"] == {"1": 3}
+    assert doc["exits"] == [{"replica": 1, "exitCode": 3, "at": EXITED}]
     assert doc["status"] == "Failed"
