@@ -77,9 +77,8 @@ def job_ending(job: Job) -> dict[str, Any]:
         "after": list(policy.after),
         "ttlSeconds": policy.ttl_seconds,
         "finishedAt": record.finished_at or None,
-        "failure": (
-            {"reason": record.failure, "replica": record.failed_replica} if record.failure else None
-        ),
+        "failure": record.failure or None,
+        "failedReplica": record.failed_replica,
         "exits": [{"replica": i, **e.to_json()} for i, e in sorted(record.exits.items())],
         "restartLog": [r.to_json() for r in record.restart_log],
     }

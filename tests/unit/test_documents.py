@@ -130,6 +130,7 @@ def test_a_job_list_item_is_what_the_statefulset_says() -> None:
                 "ttlSeconds": 604800,
                 "finishedAt": None,
                 "failure": None,
+                "failedReplica": None,
                 "exits": [],
                 "restartLog": [],
             }

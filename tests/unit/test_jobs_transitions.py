@@ -258,6 +258,6 @@ def test_the_model_shows_what_the_controller_recorded() -> None:
     job = job_from(failed, [])
     assert (job.status, job.replicas) == (JobStatus.FAILED, 4)
     doc = job_item(job)
-    assert doc["failure"] == {"reason": "replica 1 exited with code 3", "replica": 1}
+    assert (doc["failure"], doc["failedReplica"]) == ("replica 1 exited with code 3", 1)
     assert doc["exits"] == [{"replica": 1, "exitCode": 3, "at": EXITED}]
     assert doc["status"] == "Failed"
