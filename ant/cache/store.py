@@ -310,6 +310,16 @@ class Table:
             self._remove(entry.namespace, entry.name)
             self._advance(entry.rv, scope)
 
+    def offer(self, entry: Entry) -> bool:
+        """A newer copy from a write's own response (the controller reads its writes): kept
+        only over an older stored one; the table's resourceVersion does not move."""
+        with self.lock:
+            old = self.by_namespace.get(entry.namespace, {}).get(entry.name)
+            if old is None or rv_int(old.rv) >= rv_int(entry.rv):
+                return False
+            self._put(entry)
+            return True
+
     def bookmark(self, rv: str, scope: str = "") -> None:
         with self.lock:
             self._advance(rv, scope)

@@ -22,7 +22,7 @@ from typing import Any
 
 from ant.cache.metrics import Counter, Histogram
 from ant.cache.selectors import parse_labels
-from ant.cache.store import Table, decode
+from ant.cache.store import Strip, Table, decode, make_entry
 from ant.errors import Conflict, NotFound
 from ant.jobs import schema
 from ant.jobs.transitions import Step, decide, job_patch, ungate_patch
@@ -53,9 +53,11 @@ class Reconciler:
         pods: Table,
         metrics: ReconcileMetrics,
         *,
+        strip: Strip | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.client = client
+        self.strip = strip or Strip()
         self.statefulsets = statefulsets
         self.pods = pods
         self.metrics = metrics
@@ -131,9 +133,11 @@ class Reconciler:
             return
         if step.patches_job:
             self._write("patch", "statefulsets")
-            self.client.patch(
-                r.STATEFULSETS, name, job_patch(step, meta.resourceVersion), namespace
-            )
+            patch = job_patch(step, meta.resourceVersion)
+            updated = self.client.patch(r.STATEFULSETS, name, patch, namespace)
+            # Our own write, before the watch brings it: the next reconcile of this job
+            # starts from it instead of conflicting on the version it replaced.
+            self.statefulsets.offer(make_entry(self.statefulsets.kind, updated, self.strip))
             if self.pause_after == step.kind:
                 log.warning("%s=%s: pausing mid-transition", PAUSE_AFTER_ENV, step.kind)
                 threading.Event().wait()

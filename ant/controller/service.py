@@ -117,6 +117,7 @@ class ControllerService:
             self.store.table("statefulsets"),
             self.store.table("pods"),
             self._reconcile_metrics(),
+            strip=self.store.strip,
         )
         self.elector = LeaderElector(
             client,

@@ -10,7 +10,7 @@ import pytest
 
 from ant.cache.freshness import SETTLE
 from ant.cache.selectors import parse_fields, parse_labels
-from ant.cache.store import KINDS, LAST_APPLIED, Store, Strip, Table, make_entry
+from ant.cache.store import KINDS, LAST_APPLIED, Entry, Store, Strip, Table, make_entry
 from ant.kube.convert import to_message
 from tests.unit.test_cache_auth import Clock
 
@@ -258,3 +258,23 @@ def test_a_table_is_as_stale_as_its_stalest_scope() -> None:
     assert sts_table.freshness.staleness() == 7
     assert store.stale(["statefulsets", "pods"], 5) == {"statefulsets": 7}
     assert store.stale(["statefulsets"], 7) == {}
+
+
+def test_offer_keeps_only_a_newer_copy_and_never_moves_the_table() -> None:
+    table = Store([KINDS["statefulsets"]]).table("statefulsets")
+    table.replace([_sts_entry("a", "5")], "10")
+    assert not table.offer(_sts_entry("a", "4"))  # older than stored
+    assert not table.offer(_sts_entry("b", "12"))  # not stored: maybe deleted meanwhile
+    assert table.offer(_sts_entry("a", "11"))
+    got = table.get("ns", "a")
+    assert got is not None
+    assert got.rv == "11"
+    assert table.resource_version == "10"
+
+
+def _sts_entry(name: str, rv: str) -> Entry:
+    from ant.kube.proto import apps_v1_pb2
+
+    msg = apps_v1_pb2.StatefulSet()
+    msg.metadata.name, msg.metadata.namespace, msg.metadata.resourceVersion = name, "ns", rv
+    return make_entry(KINDS["statefulsets"], msg, Strip())
