@@ -214,6 +214,8 @@ def job_from_status(sts: Any) -> Job:
     updated, nothing pending; its pods (and so ``nodes``) unknown."""
     want = sts.spec.replicas
     job = job_from(sts, ())
+    if job.status.finished:  # scaled to 0 by the controller: the label says it all
+        return job
     return replace(job, status=JobStatus.RUNNING, ready=want, pending=0, updated=want)
 
 

@@ -261,3 +261,12 @@ def test_the_model_shows_what_the_controller_recorded() -> None:
     assert (doc["failure"], doc["failedReplica"]) == ("replica 1 exited with code 3", 1)
     assert doc["exits"] == [{"replica": 1, "exitCode": 3, "at": EXITED}]
     assert doc["status"] == "Failed"
+
+
+def test_a_finished_job_read_from_its_status_alone_stays_finished() -> None:
+    from ant.jobs.model import job_from_status, settled
+
+    sts = statefulset(0, labels={schema.PHASE: "Succeeded"}, replicas="4")
+    assert settled(sts)  # scaled to 0: nothing to read from pods
+    job = job_from_status(sts)
+    assert (job.status, job.replicas, job.ready) == (JobStatus.SUCCEEDED, 4, 0)
