@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,17 +90,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def run_cluster_script(
-    *args: str, timeout: float = CLUSTER_UP_TIMEOUT
+    *args: str, timeout: float = CLUSTER_UP_TIMEOUT, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """devcluster/cluster.py with the environment pytest started with (not the isolated one)."""
+    """devcluster/cluster.py with the environment pytest started with (not the isolated one),
+    plus ``env`` (e.g. another state dir and ports: a private cluster)."""
     return subprocess.run(
         [sys.executable, str(CLUSTER_SCRIPT), *args],
-        env=dict(ORIGINAL_ENV),
+        env={**ORIGINAL_ENV, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
+
+
+@pytest.fixture(scope="session")
+def cluster_script() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``run_cluster_script``, for a test that starts a private cluster of its own."""
+    return run_cluster_script
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +41,6 @@ pytestmark = [
 ]
 
 EXIT = "ant.dev/test-exit"
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -280,24 +279,19 @@ def free_port_base(span: int = 7) -> int:
 
 
 def test_a_leader_killed_mid_transition_hands_over_and_no_transition_is_lost_or_repeated(
-    tmp_path: Path,
+    tmp_path: Path, cluster_script: Callable[..., subprocess.CompletedProcess[str]]
 ) -> None:
     """Two controllers on a private cluster; the leader hangs right after recording a
     restart (before deleting the pods) and is killed with SIGKILL there."""
     from kubernetes import client, config
 
     state = tmp_path / "state"
-    env = {
-        **os.environ,
+    private = {
         "ANT_DEVCLUSTER_STATE": str(state),
         "ANT_DEVCLUSTER_PORT_BASE": str(free_port_base()),
-        # the cluster's own controller (started first, so the leader) hangs mid-restart
-        "ANT_CONTROLLER_PAUSE_AFTER": "restart-job",
     }
-    script = [sys.executable, str(REPO / "devcluster" / "cluster.py")]
-    up = subprocess.run(
-        [*script, "up"], env=env, capture_output=True, text=True, timeout=300, check=False
-    )
+    # the cluster's own controller (started first, so the leader) hangs mid-restart
+    up = cluster_script("up", env={**private, "ANT_CONTROLLER_PAUSE_AFTER": "restart-job"})
     assert up.returncode == 0, up.stderr
     standby: subprocess.Popen[bytes] | None = None
     try:
@@ -318,7 +312,7 @@ def test_a_leader_killed_mid_transition_hands_over_and_no_transition_is_lost_or_
                     "--renew-deadline=3",
                     "--retry-period=1",
                 ],
-                env={k: v for k, v in env.items() if k != "ANT_CONTROLLER_PAUSE_AFTER"},
+                env={**os.environ, **private},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -377,4 +371,4 @@ def test_a_leader_killed_mid_transition_hands_over_and_no_transition_is_lost_or_
         if standby is not None:
             standby.terminate()
             standby.wait(15)
-        subprocess.run([*script, "down"], env=env, capture_output=True, timeout=120, check=False)
+        cluster_script("down", env=private, timeout=120)
