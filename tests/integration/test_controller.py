@@ -29,7 +29,7 @@ import yaml
 
 from ant.errors import ExitCode
 from tests.helpers import run_ant, unique, wait_for
-from tests.integration.test_queueing import Ant, delete_everything, pods, tpu_holders
+from tests.integration.test_queueing import Ant, pods, tpu_holders
 
 if TYPE_CHECKING:
     from tests.conftest import DevCluster
@@ -45,8 +45,13 @@ EXIT = "ant.dev/test-exit"
 
 @pytest.fixture
 def ant(devcluster: DevCluster, namespace: str, tmp_path: Path) -> Iterator[Ant]:
+    from kubernetes import client
+
     yield Ant(devcluster, namespace, tmp_path)
-    delete_everything(devcluster, namespace)
+    # Services are owned by their StatefulSets: they go with them.
+    with devcluster.api_client("admin") as api:
+        client.AppsV1Api(api).delete_collection_namespaced_stateful_set(namespace)
+    wait_for(f"the pods in {namespace} to be gone", lambda: not pods(devcluster, namespace), 90)
 
 
 def exiting(ant: Ant, name: str, exit: str | None, *flags: str) -> None:
