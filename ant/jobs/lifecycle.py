@@ -378,26 +378,29 @@ def watch_changes(
 # ---- delete -------------------------------------------------------------------
 def delete_job(client: Client, namespace: str, name: str) -> None:
     """Delete whatever part of the job exists: the StatefulSet (its pods, and the Service
-    it owns, follow) and the Service (which an older ant did not make owned)."""
+    it owns, follow) and the Service (which an older ant did not make owned), or a
+    Service left without its StatefulSet."""
     try:
         sts = get_statefulset(client, namespace, name)
     except NotFoundError:
         sts = None
+    if sts is not None:
+        with suppress(NotFound):
+            client.delete(r.STATEFULSETS, name, namespace, uid=sts.metadata.uid)
+        with suppress(NotFound):
+            client.delete(r.SERVICES, name, namespace)  # the job's, by its name
+        return
     try:
         service = _job_service(client, namespace, name)
     except JobExists:
         service = None  # someone else's Service of that name: not the job's
-    if sts is None and service is None:
+    if service is None:
         raise NotFoundError(
             f"job {name} not found in namespace {namespace}",
             hint="'ant list' shows your jobs; -n picks the namespace",
         )
-    if sts is not None:
-        with suppress(NotFound):
-            client.delete(r.STATEFULSETS, name, namespace, uid=sts.metadata.uid)
-    if service is not None:
-        with suppress(NotFound):
-            client.delete(r.SERVICES, name, namespace, uid=service.metadata.uid)
+    with suppress(NotFound):
+        client.delete(r.SERVICES, name, namespace, uid=service.metadata.uid)
 
 
 def delete_jobs(

@@ -593,7 +593,9 @@ def test_the_sweep_benchmark_runs(devcluster: DevCluster, tmp_path: Path) -> Non
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((tmp_path / "sweep-6.json").read_text())
-    assert result["submit"]["api_calls"] == 2 * 6 + 4  # whoami, class, 2 dry runs
+    # Per job: POST the StatefulSet, POST its Service, PATCH away ant.dev/service-pending;
+    # per sweep: whoami, class, 2 dry runs.
+    assert result["submit"]["api_calls"] == 3 * 6 + 4
     assert result["submit"]["calls"]["POST statefulsets"] == 6
-    assert result["baseline"]["api_calls_per_job"] == 6
+    assert result["baseline"]["api_calls_per_job"] == 7
     assert "`ant submit --sweep` (6 jobs, one process)" in proc.stdout
