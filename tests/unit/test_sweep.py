@@ -279,3 +279,59 @@ def test_bad_sweeps_are_refused_before_anything_is_built(flags: list[str], messa
     assert code == ExitCode.USAGE
     assert out == ""
     assert message in err
+
+
+# ---- a lost response: the report comes from the server ------------------------------------
+def test_a_sweep_whose_create_response_was_lost_reports_what_the_server_has() -> None:
+    """Job 1's StatefulSet was created but its response never arrived: ant saw 1 of 2
+    created; the server, asked after the failure, has both, and the report says so."""
+    import http.server
+
+    from ant.kube import codec
+    from ant.kube.auth import NoAuth
+    from ant.kube.client import Client
+    from ant.kube.proto import apps_v1_pb2, core_v1_pb2, scheduling_v1_pb2
+    from ant.kube.transport import RetryPolicy, Transport
+    from tests.unit.scripted_server import respond, scripted_server
+
+    plan = sweep.plan(SPEC, params("lr=1,2"), 1, "research", PROVENANCE, sweep_id="llllll")
+    names = plan.names
+
+    def created(message: Any, api_version: str, kind: str, uid: str = "u") -> Any:
+        message.metadata.uid = uid
+        return respond(201, codec.encode(message, api_version, kind), codec.PROTOBUF)
+
+    def statefulset(name: str) -> Any:
+        return created(apps_v1_pb2.StatefulSet(metadata={"name": name}), "apps/v1", "StatefulSet")
+
+    def service(name: str) -> Any:
+        return created(core_v1_pb2.Service(metadata={"name": name}), "v1", "Service")
+
+    def lost(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.close_connection = True
+        h.connection.shutdown(2)  # processed, but the answer never leaves
+
+    listed = json.dumps({"items": [{"metadata": {"name": n}} for n in names], "metadata": {}})
+    priority_class = scheduling_v1_pb2.PriorityClass(metadata={"name": "ant-opportunistic"})
+    with scripted_server() as server:
+        server.replies += [
+            respond(200, codec.encode(priority_class, "scheduling.k8s.io/v1", "PriorityClass"),
+                    codec.PROTOBUF),
+            statefulset(names[0]),  # the dry runs
+            service(names[0]),
+            statefulset(names[0]),  # job 0: created, its Service, the mark removed
+            service(names[0]),
+            statefulset(names[0]),
+            lost,  # job 1's StatefulSet
+            respond(200, listed.encode()),  # reconciling: StatefulSets and Services
+            respond(200, listed.encode()),
+        ]  # fmt: skip
+        transport = Transport(server.url, auth=NoAuth(), retry=RetryPolicy(attempts=1))
+        with pytest.raises(sweep.SweepFailed) as caught:
+            sweep.submit(Client(transport), plan, workers=1)
+        assert [s.method for s in server.seen][-2:] == ["GET", "GET"]
+        assert all("labelSelector=ant.dev%2Fsweep%3Dllllll" in s.path for s in server.seen[-2:])
+    failure = caught.value
+    assert failure.confirmed
+    assert failure.created == names
+    assert str(failure).startswith("sweep llllll: 2 of 2 job(s) created, then bert-llllll-1 failed")
