@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 KUEUE ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install devcluster devcluster-kueue cluster-up cluster-down demo test unit lint proto proto-check \
+.PHONY: help install shells devcluster devcluster-kueue cluster-up cluster-down demo test unit lint proto proto-check \
         completions completions-check docs-check bench bench-quick clean
 
 help:  ## List the targets
@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml
 	touch $@
 
 install: $(STAMP)  ## Install ant and its dev tools into .venv
+
+shells:  ## zsh and fish, for the completion tests (apt-get install when missing; needs root)
+	@command -v zsh >/dev/null && command -v fish >/dev/null || \
+	  { apt-get update -q && apt-get install -y -q zsh fish; }
 
 devcluster:  ## Build the dev cluster's binaries (cached under ~/.cache/ant; rebuilt only when missing)
 	devcluster/build.sh
@@ -61,7 +65,7 @@ completions-check: install  ## Fail when completions/ differs from the app
 unit: install  ## Tests that need no cluster
 	$(BIN)/pytest -m 'not cluster' $(PYTEST_ARGS)
 
-test: install devcluster devcluster-kueue  ## Everything: lint, drift checks, unit and integration tests against the dev cluster
+test: install shells devcluster devcluster-kueue  ## Everything: lint, drift checks, unit and integration tests against the dev cluster
 	$(MAKE) lint proto-check completions-check
 	$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -9,8 +9,10 @@ suggestions".
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Mapping
+from typing import NoReturn
 
 import typer
 
@@ -106,3 +108,61 @@ def _already_typed(ctx: typer.Context) -> list[str]:
     """Job names already on the command line (``ant delete a b <TAB>``)."""
     value = ctx.params.get("jobs")
     return [v for v in value if isinstance(v, str)] if isinstance(value, list | tuple) else []
+
+
+# ---- fixed choices: offline ----------------------------------------------------------------
+def complete_priority(incomplete: str) -> list[str]:
+    """``--priority``: ant's three priorities."""
+    from ant.jobs.schema import PRIORITIES
+
+    return [p for p in PRIORITIES if p.startswith(incomplete)]
+
+
+def complete_statuses(incomplete: str) -> list[str]:
+    """``--status A,B``: the statuses not typed yet, after what was (``Pending,R<TAB>``)."""
+    from ant.jobs.model import JobStatus
+
+    done, _, last = incomplete.rpartition(",")
+    typed = {s.lower() for s in done.split(",") if s}
+    prefix = f"{done}," if done else ""
+    return [
+        prefix + s.value
+        for s in JobStatus
+        if s.value.lower().startswith(last.lower()) and s.value.lower() not in typed
+    ]
+
+
+# ---- kubectl's plugin completion ---------------------------------------------------------------
+NO_FILE_COMPLETION = 4  # cobra's ShellCompDirectiveNoFileComp
+
+
+def kubectl_complete() -> NoReturn:
+    """``kubectl_complete-ant``: what ``kubectl ant <TAB>`` runs (kubectl 1.26+).
+
+    kubectl calls ``kubectl_complete-ant __complete WORD... INCOMPLETE`` and reads cobra's
+    protocol: one candidate per line (``value<TAB>description``), then ``:DIRECTIVE``.
+    ant answers through its own fish completion, whose lines have exactly that form.
+    """
+    import contextlib
+    import io
+    import shlex
+
+    from ant.cli.main import run
+
+    args = sys.argv[1:]
+    if args[:1] == ["__complete"]:
+        args = args[1:]
+    *words, incomplete = args or [""]
+    line = " ".join(shlex.quote(w) for w in ["ant", *words]) + " "
+    line += shlex.quote(incomplete) if incomplete else ""
+    os.environ.update(
+        _ANT_COMPLETE="complete_fish",
+        _TYPER_COMPLETE_ARGS=line,
+        _TYPER_COMPLETE_FISH_ACTION="get-args",
+    )
+    answer = io.StringIO()
+    with contextlib.redirect_stdout(answer), contextlib.suppress(SystemExit):
+        run([])
+    candidates = [c for c in answer.getvalue().splitlines() if c]
+    sys.stdout.write("".join(f"{c}\n" for c in candidates) + f":{NO_FILE_COMPLETION}\n")
+    sys.exit(0)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,6 +22,7 @@ import pytest
 
 from ant.cli.environment import Environment
 from ant.cli.main import run
+from ant.jobs.model import JobStatus
 
 if TYPE_CHECKING:
     from tests.conftest import DevCluster
@@ -198,3 +201,97 @@ def test_no_rights_or_no_kubeconfig_completes_nothing(
     assert suggestions(f"ant --kubeconfig {kc} --context alice -n bob-private show ") == []
     assert suggestions(f"ant --kubeconfig {tmp_path / 'nope'} show ") == []
     assert suggestions(f"ant --kubeconfig {kc} --context nobody show ") == []
+
+
+# ---- real shells, end to end: zsh and fish run the generated scripts; kubectl its plugin ----
+def shell_path() -> str:
+    """PATH with this venv's `ant` and `kubectl_complete-ant` first, as after installing."""
+    return f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+
+
+def require(program: str) -> str:
+    """The program's path; a missing shell fails the test (never a silent skip): `make
+    test` installs zsh and fish (`make shells`)."""
+    found = shutil.which(program)
+    if found is None:
+        pytest.fail(f"{program} is not installed: run 'make shells' (apt-get install zsh fish)")
+    return found
+
+
+def zsh_completes(line: str, env: dict[str, str] | None = None) -> str:
+    """The command line after a TAB in a real interactive zsh with completions/ant.zsh."""
+    proc = subprocess.run(
+        [require("zsh"), "-f", str(REPO / "tests/integration/complete_zsh.zsh"),
+         str(REPO / "completions/ant.zsh"), line],
+        env={**os.environ, "PATH": shell_path(), **(env or {})},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    found = re.search(r"<BUFFER>(.*)</BUFFER>", proc.stdout)
+    assert found, proc.stdout
+    return found.group(1)
+
+
+def fish_completes(line: str, env: dict[str, str] | None = None) -> list[str]:
+    """fish's candidates for `line` with completions/ant.fish (`complete -C`)."""
+    script = f"source {REPO / 'completions/ant.fish'}; complete -C{shlex.quote(line)}"
+    proc = subprocess.run(
+        [require("fish"), "--no-config", "-c", script],
+        env={**os.environ, "PATH": shell_path(), **(env or {})},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+def test_zsh_completes_commands_choices_and_job_names(devcluster: DevCluster, jobs: str) -> None:
+    assert zsh_completes("ant sh") == "ant show "
+    assert zsh_completes("ant list -o ya") == "ant list -o yaml "
+    assert zsh_completes("ant submit --priority opp") == "ant submit --priority opportunistic "
+    line = f"ant --kubeconfig {devcluster.kubeconfig} --context bob -n {jobs} logs tr"
+    assert zsh_completes(line) == f"{line[:-2]}train-bob "
+
+
+def test_fish_completes_commands_choices_and_job_names(devcluster: DevCluster, jobs: str) -> None:
+    assert fish_completes("ant sh") == [
+        "show\tShow a job: its metadata, every replica and recent events."
+    ]
+    assert fish_completes("ant submit --priority ") == ["high", "normal", "opportunistic"]
+    assert fish_completes("ant list --status Pending,Ru") == ["Pending,Running"]
+    line = f"ant --kubeconfig {devcluster.kubeconfig} --context alice -n {jobs} show "
+    assert fish_completes(line) == ["train-a\tfirst try", "train-b"]
+
+
+def test_every_fixed_choice_completes_offline() -> None:
+    assert suggestions("ant submit --priority ") == ["opportunistic", "normal", "high"]
+    statuses = [s.value for s in JobStatus]
+    assert suggestions("ant list --status Pending,") == [
+        f"Pending,{s}" for s in statuses if s != "Pending"
+    ]
+    assert suggestions("ant rollout run x --order ") == ["descending", "ascending"]
+    assert suggestions("ant rollout run x --on-failure ") == ["pause", "continue"]
+
+
+def kubectl_complete(devcluster: DevCluster, *words: str) -> list[str]:
+    """`kubectl ant WORDS<TAB>`: what the real kubectl answers (its __complete), through
+    the plugin `kubectl-ant` and its completion helper `kubectl_complete-ant` on PATH."""
+    proc = subprocess.run(
+        [str(devcluster.kubectl), "__complete", "ant", *words],
+        env={**os.environ, "PATH": shell_path(), "KUBECONFIG": str(devcluster.kubeconfig)},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+def test_kubectl_ant_completes_through_the_plugin(devcluster: DevCluster, jobs: str) -> None:
+    assert kubectl_complete(devcluster, "li") == [
+        "list\tList jobs: yours in the namespace, unless told otherwise.",
+        ":4",
+    ]
+    assert kubectl_complete(devcluster, "submit", "--priority", "") == [
+        "opportunistic", "normal", "high", ":4",
+    ]  # fmt: skip
+    # kubectl's flags go after `ant`: they are ant's, and pick the cluster and namespace.
+    line = ["--context", "alice", "-n", jobs, "show", ""]
+    assert kubectl_complete(devcluster, *line) == ["train-a\tfirst try", "train-b", ":4"]

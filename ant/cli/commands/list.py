@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ant.cli.completion import complete_statuses
 from ant.cli.context import App
 from ant.cli.options import AllNamespaces, AllUsers, OutputFormat, User, output_option
 
@@ -31,7 +32,11 @@ def list_jobs(
     ] = None,
     status: Annotated[
         str | None,
-        typer.Option("--status", help="Only these statuses, e.g. Pending,Failed."),
+        typer.Option(
+            "--status",
+            help="Only these statuses, e.g. Pending,Failed.",
+            autocompletion=complete_statuses,
+        ),
     ] = None,
     since: Annotated[
         str | None, typer.Option("--since", help="Only jobs created within, e.g. 24h.")

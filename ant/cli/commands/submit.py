@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ant.cli.completion import complete_priority
 from ant.cli.context import App
 from ant.cli.options import OutputFormat, output_option
 
@@ -34,7 +35,10 @@ def submit(
     image: Annotated[str | None, typer.Option("--image", help="Container image.")] = None,
     replicas: Annotated[int | None, typer.Option("--replicas", help="Number of pods.")] = None,
     priority: Annotated[
-        str | None, typer.Option("--priority", help="opportunistic | normal | high.")
+        str | None,
+        typer.Option(
+            "--priority", help="opportunistic | normal | high.", autocompletion=complete_priority
+        ),
     ] = None,
     tpus: Annotated[int | None, typer.Option("--tpus", help="google.com/tpu per pod.")] = None,
     gpus: Annotated[int | None, typer.Option("--gpus", help="nvidia.com/gpu per pod.")] = None,
