@@ -118,6 +118,20 @@ def complete_priority(incomplete: str) -> list[str]:
     return [p for p in PRIORITIES if p.startswith(incomplete)]
 
 
+def complete_on_failure(incomplete: str) -> list[str]:
+    """``submit --on-failure``: the failure policies."""
+    from ant.jobs.schema import ON_FAILURE_POLICIES
+
+    return [p for p in ON_FAILURE_POLICIES if p.startswith(incomplete)]
+
+
+def complete_wait_condition(incomplete: str) -> list[str]:
+    """``wait --for``: what ant wait can wait for."""
+    from ant.jobs.waiting import Condition
+
+    return [c.value for c in Condition if c.value.startswith(incomplete)]
+
+
 def complete_statuses(incomplete: str) -> list[str]:
     """``--status A,B``: the statuses not typed yet, after what was (``Pending,R<TAB>``)."""
     from ant.jobs.model import JobStatus

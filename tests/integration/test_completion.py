@@ -268,6 +268,8 @@ def test_every_fixed_choice_completes_offline() -> None:
     assert suggestions("ant list --status Pending,") == [
         f"Pending,{s}" for s in statuses if s != "Pending"
     ]
+    assert suggestions("ant submit --on-failure restart-") == ["restart-job", "restart-replica"]
+    assert suggestions("ant wait x --for ") == ["running", "finished", "succeeded"]
     assert suggestions("ant rollout run x --order ") == ["descending", "ascending"]
     assert suggestions("ant rollout run x --on-failure ") == ["pause", "continue"]
 

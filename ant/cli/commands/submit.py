@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ant.cli.completion import complete_priority
+from ant.cli.completion import complete_on_failure, complete_priority
 from ant.cli.context import App
 from ant.cli.options import OutputFormat, output_option
 
@@ -89,7 +89,11 @@ def submit(
     ] = None,
     on_failure: Annotated[
         str | None,
-        typer.Option("--on-failure", help="restart-job | restart-replica | fail [restart-job]."),
+        typer.Option(
+            "--on-failure",
+            help="restart-job | restart-replica | fail [restart-job].",
+            autocompletion=complete_on_failure,
+        ),
     ] = None,
     after: Annotated[
         str | None,

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ant.cli.completion import complete_wait_condition
 from ant.cli.context import App
 from ant.cli.options import JobNames
 
@@ -20,7 +21,11 @@ def wait(
     jobs: JobNames = None,
     for_: Annotated[
         str,
-        typer.Option("--for", help="running | finished | succeeded."),
+        typer.Option(
+            "--for",
+            help="running | finished | succeeded.",
+            autocompletion=complete_wait_condition,
+        ),
     ] = "finished",
     timeout: Annotated[
         str | None, typer.Option("--timeout", help="Give up after this long, e.g. 30m.")
