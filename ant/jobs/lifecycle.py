@@ -17,7 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +36,15 @@ from ant.errors import (
 )
 from ant.jobs import data, schema
 from ant.jobs.documents import rfc3339
-from ant.jobs.model import Job, job_from, job_from_status, jobs_from, settled
+from ant.jobs.model import (
+    Job,
+    Replica,
+    job_from,
+    job_of,
+    replicas_by_job,
+    running_job,
+    summary,
+)
 from ant.kube import resources as r
 from ant.kube.client import Client
 from ant.kube.watch import follow
@@ -245,30 +253,39 @@ def list_jobs(
     from ant.jobs import queue as jobqueue
 
     label_selector = schema.mine_selector(user_label, selector)
+    # Both lists are decoded item by item while they arrive, each item summarized and let
+    # go at once: memory holds the jobs, never the bodies (10,000 jobs: see
+    # docs/benchmarks.md). Pods are kept only where the preemption count needs them.
+    preempted: list[Any] = []
+
+    def pod_replicas() -> dict[tuple[str, str], list[Replica]]:
+        pods = client.list_each(r.PODS, namespace, label_selector=label_selector)
+        if not track_preemptions:
+            return replicas_by_job(pods)
+        return replicas_by_job(pods, jobqueue.preemption_condition, preempted)
+
     with ThreadPoolExecutor(max_workers=3) as pool:
-
-        def list_pods() -> Future[Any]:
-            return pool.submit(client.list, r.PODS, namespace, label_selector=label_selector)
-
         statefulsets = pool.submit(
-            client.list, r.STATEFULSETS, namespace, label_selector=label_selector
+            lambda: [
+                summary(s)
+                for s in client.list_each(r.STATEFULSETS, namespace, label_selector=label_selector)
+            ]
         )
-        pods = None if summary_only else list_pods()
+        by_job = None if summary_only else pool.submit(pod_replicas)
         events = (
             pool.submit(jobqueue.preemption_events, client, namespace)
             if track_preemptions
             else None
         )
-        sts_items = statefulsets.result().items
-        pod_items: Sequence[Any] = ()
-        if pods is None and all(settled(s) for s in sts_items):
-            jobs = [job_from_status(s) for s in sts_items]
+        heads = statefulsets.result()
+        if by_job is None and all(h.settled for h in heads):
+            jobs = [running_job(h) for h in heads]
         else:
-            pod_items = (pods or list_pods()).result().items
-            jobs = jobs_from(sts_items, pod_items)
+            replicas = (by_job or pool.submit(pod_replicas)).result()
+            jobs = [job_of(h, replicas.get(h.key, ())) for h in heads]
         if events is None:
             return jobs
-        return jobqueue.tally_preemptions(jobs, events.result(), pod_items)
+        return jobqueue.tally_preemptions(jobs, events.result(), preempted)
 
 
 def _field(obj: Any, name: str) -> str:

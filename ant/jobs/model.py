@@ -17,7 +17,7 @@ Status (first rule that matches):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -38,6 +38,12 @@ DEGRADED_REASONS = frozenset(
         "RunContainerError",
     }
 )
+
+
+_ANT_PREFIX = "ant.dev/"
+# Locals for the hot loop in from_metadata (10,000 jobs a list).
+_META_PREFIX = schema.META_PREFIX
+_META_CUT = len(schema.META_PREFIX)
 
 
 class JobStatus(StrEnum):
@@ -118,46 +124,82 @@ class Job:
 
 def job_from(sts: Any, pods: Iterable[Any], *, template: bool = False) -> Job:
     """``template``: also describe the pod template (``ant show``; lists need not)."""
-    pods = list(pods)
-    meta = sts.metadata
+    return job_of(summary(sts, template=template), [replica(p) for p in pods])
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What a StatefulSet alone says of its job: all a list keeps of it, the message
+    itself let go (``fields`` are ``Job``'s keyword arguments taken from it)."""
+
+    fields: dict[str, Any]
+    want: int  # spec.replicas
+    terminating: bool
+    incomplete: bool
+    settled: bool
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.fields["namespace"], self.fields["name"]
+
+
+def summary(sts: Any, *, template: bool = False) -> Summary:
+    meta, status, want = sts.metadata, sts.status, sts.spec.replicas
+    # Each map is copied out of the message once; the Job keeps these very dicts.
     labels, annotations = dict(meta.labels), dict(meta.annotations)
-    update_revision = sts.status.updateRevision
-    replicas = list(sorted((_replica(p) for p in pods), key=lambda r: r.index))
     metadata = from_metadata(labels, annotations)
     record = metadata["record"]
-    want = sts.spec.replicas
-    live = [r for r in replicas if not r.terminating]
-    scheduled = sum(1 for r in live if r.scheduled)
-    updated = sum(1 for r in live if r.revision == update_revision)
-    uids = {p.metadata.uid for p in pods} if record.replaced_pods else set()
-    status = _status(
+    return Summary(
+        fields={
+            "name": meta.name,
+            "namespace": meta.namespace,
+            "replicas": want if record.replicas is None else record.replicas,
+            "created_at": _time(meta.creationTimestamp),
+            "update_revision": status.updateRevision,
+            "current_revision": status.currentRevision,
+            "preemptions": _int(annotations.get(schema.PREEMPTIONS)),
+            "uid": meta.uid,
+            "resource_version": meta.resourceVersion,
+            "template": describe(sts.spec.template.spec) if template else None,
+            **metadata,
+        },
+        want=want,
         terminating=meta.HasField("deletionTimestamp"),
-        incomplete=schema.SERVICE_PENDING in meta.annotations,
-        phase=record.phase,
-        restarting=bool(uids & record.replaced_pods),
+        incomplete=schema.SERVICE_PENDING in annotations,
+        settled=settled(sts),
+    )
+
+
+def job_of(head: Summary, replicas: Sequence[Replica]) -> Job:
+    """The job from its StatefulSet's summary and its pods' replicas (any order)."""
+    fields, want = head.fields, head.want
+    ordered = tuple(sorted(replicas, key=_index)) if len(replicas) > 1 else tuple(replicas)
+    live = [r for r in ordered if not r.terminating]
+    scheduled = sum(1 for r in live if r.scheduled)
+    updated = sum(1 for r in live if r.revision == fields["update_revision"])
+    replaced = fields["record"].replaced_pods
+    status = _status(
+        terminating=head.terminating,
+        incomplete=head.incomplete,
+        phase=fields["record"].phase,
+        restarting=bool(replaced) and any(r.uid in replaced for r in ordered),
         degraded=any(r.degraded for r in live),
         scheduled=scheduled,
         want=want,
         updated=updated,
     )
     return Job(
-        name=meta.name,
-        namespace=meta.namespace,
         status=status,
-        replicas=want if record.replicas is None else record.replicas,
         ready=sum(1 for r in live if r.ready),
         pending=max(0, want - scheduled),
         updated=updated,
-        created_at=_time(meta.creationTimestamp),
-        update_revision=update_revision,
-        current_revision=sts.status.currentRevision,
-        preemptions=_int(annotations.get(schema.PREEMPTIONS)),
-        pods=tuple(replicas),
-        uid=meta.uid,
-        resource_version=meta.resourceVersion,
-        template=describe(sts.spec.template.spec) if template else None,
-        **metadata,
+        pods=ordered,
+        **fields,
     )
+
+
+def _index(r: Replica) -> int:
+    return r.index
 
 
 class JobMetadata(TypedDict):
@@ -176,19 +218,17 @@ class JobMetadata(TypedDict):
 
 
 def from_metadata(labels: Mapping[str, str], annotations: Mapping[str, str]) -> JobMetadata:
-    """What a job's labels and annotations say: shared by ``job_from`` and the cache's rows."""
+    """What a job's labels and annotations say: shared by ``job_from`` and the cache's rows.
+
+    ``annotations`` is kept as given: callers pass a dict of their own."""
     return {
         "user": labels.get(schema.CREATED_BY, ""),
         "user_full": annotations.get(schema.CREATED_BY_FULL, ""),
         "priority": labels.get(schema.PRIORITY, ""),
-        "labels": {k: v for k, v in labels.items() if not _is_ant_key(k)},
-        "meta": {
-            k.removeprefix(schema.META_PREFIX): v
-            for k, v in annotations.items()
-            if k.startswith(schema.META_PREFIX)
-        },
+        "labels": {k: v for k, v in labels.items() if not k.startswith(_ANT_PREFIX)},
+        "meta": {k[_META_CUT:]: v for k, v in annotations.items() if k.startswith(_META_PREFIX)},
         "description": annotations.get(schema.DESCRIPTION, ""),
-        "annotations": dict(annotations),
+        "annotations": annotations,
         "sweep": labels.get(schema.SWEEP, ""),
         "policy": Policy.from_annotations(annotations),
         "record": Record.from_metadata(labels, annotations),
@@ -210,26 +250,40 @@ def settled(sts: Any) -> bool:
 
 
 def job_from_status(sts: Any) -> Job:
+    """``running_job`` straight from a ``settled`` StatefulSet."""
+    return running_job(summary(sts))
+
+
+def running_job(head: Summary) -> Job:
     """A ``settled`` StatefulSet's job from its status: Running, every replica Ready and
     updated, nothing pending; its pods (and so ``nodes``) unknown."""
-    want = sts.spec.replicas
-    job = job_from(sts, ())
+    job = job_of(head, ())
     if job.status.finished:  # scaled to 0 by the controller: the label says it all
         return job
+    want = head.want
     return replace(job, status=JobStatus.RUNNING, ready=want, pending=0, updated=want)
 
 
-def jobs_from(statefulsets: Sequence[Any], pods: Iterable[Any]) -> list[Job]:
+def jobs_from(statefulsets: Iterable[Any], pods: Iterable[Any]) -> list[Job]:
     """Join one list of StatefulSets with one list of pods, in memory."""
-    by_job: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    by_job = replicas_by_job(pods)
+    return [job_of(head, by_job.get(head.key, ())) for head in map(summary, statefulsets)]
+
+
+def replicas_by_job(
+    pods: Iterable[Any], keep: Callable[[Any], object] = bool, kept: list[Any] | None = None
+) -> dict[tuple[str, str], list[Replica]]:
+    """Each job's replicas, by (namespace, job), from pods in any order (each pod read
+    once, then let go). Pods for which ``keep`` is truthy are also appended to ``kept``."""
+    by_job: dict[tuple[str, str], list[Replica]] = defaultdict(list)
     for pod in pods:
-        job = pod.metadata.labels.get(schema.JOB)
+        meta = pod.metadata
+        job = meta.labels.get(schema.JOB)
         if job:
-            by_job[(pod.metadata.namespace, job)].append(pod)
-    return [
-        job_from(sts, by_job.get((sts.metadata.namespace, sts.metadata.name), ()))
-        for sts in statefulsets
-    ]
+            by_job[(meta.namespace, job)].append(replica(pod))
+        if kept is not None and keep(pod):
+            kept.append(pod)
+    return by_job
 
 
 def _status(
@@ -262,7 +316,7 @@ def _status(
     return JobStatus.RUNNING
 
 
-def _replica(pod: Any) -> Replica:
+def replica(pod: Any) -> Replica:
     meta, spec, status = pod.metadata, pod.spec, pod.status
     conditions = {c.type: c for c in status.conditions}
     scheduled_cond = conditions.get("PodScheduled")
@@ -333,7 +387,3 @@ def _int(value: str | None, default: int = 0) -> int:
 
 def _ordinal(pod_name: str) -> int:
     return _int(pod_name.rpartition("-")[2], default=-1)
-
-
-def _is_ant_key(key: str) -> bool:
-    return key.startswith("ant.dev/")

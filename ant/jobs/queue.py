@@ -376,17 +376,24 @@ def preemptions_in(events: Iterable[Any], pods: Iterable[Any] = ()) -> list[Pree
         if at is not None and key not in found:
             found[key] = Preemption(obj.namespace, obj.name, obj.uid, at, e.message)
     for pod in pods:
-        for c in pod.status.conditions:
-            if (
-                c.type == "DisruptionTarget"
-                and c.status == "True"
-                and c.reason == "PreemptionByScheduler"
-            ):
-                at = _time(c.lastTransitionTime)
-                meta = pod.metadata
-                if at is not None and meta.uid not in found:
-                    found[meta.uid] = Preemption(meta.namespace, meta.name, meta.uid, at, c.message)
+        c = preemption_condition(pod)
+        at = _time(c.lastTransitionTime) if c is not None else None
+        meta = pod.metadata
+        if c is not None and at is not None and meta.uid not in found:
+            found[meta.uid] = Preemption(meta.namespace, meta.name, meta.uid, at, c.message)
     return sorted(found.values(), key=lambda p: p.at)
+
+
+def preemption_condition(pod: Any) -> Any | None:
+    """The condition the scheduler sets on a pod it preempts (None: not preempted)."""
+    for c in pod.status.conditions:
+        if (
+            c.type == "DisruptionTarget"
+            and c.status == "True"
+            and c.reason == "PreemptionByScheduler"
+        ):
+            return c
+    return None
 
 
 def count_preemptions(

@@ -46,6 +46,8 @@ PATCH_CONTENT_TYPES = {
     "json": "application/json-patch+json",
     "apply": "application/apply-patch+yaml",
 }
+# How much of a streamed list body is handed over at once (``Client.list_each``).
+LIST_CHUNK = 256 * 1024
 PatchType = Literal["merge", "strategic", "json", "apply"]
 PropagationPolicy = Literal["Background", "Foreground", "Orphan"]
 WatchEventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]
@@ -151,6 +153,33 @@ class Client:
             resource_version=resource_version,
             resource_version_match=resource_version_match,
         )
+
+    def list_each(
+        self,
+        resource: Resource[T],
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> Iterator[T]:
+        """The items of one list request (no pages), each as soon as it has arrived.
+
+        A protobuf body is decoded item by item while it downloads (``ant.kube.liststream``):
+        only one item and one chunk are in memory at a time, so a caller that keeps a
+        summary of each item lists 10,000 objects in a fraction of their body's size. A
+        JSON answer (CRDs) is decoded whole first.
+        """
+        params: Params = {"labelSelector": label_selector, "fieldSelector": field_selector}
+        with self.transport.stream(
+            resource.path(namespace), params=params, accept=resource.accept, chunk_size=LIST_CHUNK
+        ) as (content_type, chunks):
+            if content_type.startswith(codec.PROTOBUF):
+                from ant.kube.liststream import ListReader
+
+                yield from ListReader().items(chunks)
+            else:
+                body = _json_body(Response(200, content_type, b"".join(chunks)))
+                yield from body.get("items") or []
 
     def list_metadata(
         self,

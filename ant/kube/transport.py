@@ -258,18 +258,20 @@ class Transport:
         params: Params | None = None,
         accept: str = ACCEPT_PROTOBUF,
         read_timeout: float | None = None,
+        chunk_size: int | None = None,
     ) -> Iterator[tuple[str, Iterator[bytes]]]:
-        """A GET whose body arrives over time (watches, followed logs).
+        """A GET whose body arrives over time (watches, followed logs, big lists).
 
-        Yields the content type and an iterator of raw chunks. A connection that
-        breaks mid-stream raises ``TransportError`` from the iterator.
+        Yields the content type and an iterator of raw chunks: each as it arrives, or
+        at most ``chunk_size`` bytes at a time. A connection that breaks mid-stream
+        raises ``TransportError`` from the iterator.
         """
         resp = self._send("GET", path, params, None, None, accept, read_timeout, True, stream=True)
         assert not isinstance(resp, Reply)  # streams always go through requests
         # The deadline bounded the wait for the answer; its body has its own read timeout.
         _set_read_timeout(resp, read_timeout or self.timeout)
         try:
-            yield resp.headers.get("Content-Type", ""), _chunks(resp)
+            yield resp.headers.get("Content-Type", ""), _chunks(resp, chunk_size)
         finally:
             resp.close()
 
@@ -448,12 +450,12 @@ def _set_read_timeout(resp: requests.Response, seconds: float) -> None:
         sock.settimeout(seconds)
 
 
-def _chunks(resp: requests.Response) -> Iterator[bytes]:
+def _chunks(resp: requests.Response, chunk_size: int | None) -> Iterator[bytes]:
     import requests
 
     try:
         # chunk_size=None yields data as soon as it arrives on a chunked stream.
-        yield from resp.iter_content(chunk_size=None)
+        yield from resp.iter_content(chunk_size=chunk_size)
     except (requests.exceptions.RequestException, OSError) as e:
         raise TransportError(f"stream from {resp.url} broke: {reason(e)}") from e
 
