@@ -181,3 +181,37 @@ def test_the_fast_path_shows_what_the_full_path_shows(
     assert {i["name"]: i["status"] for i in full[1]["items"]} == dict.fromkeys(names, "Running")
     ready = {i["name"]: i["ready"] for i in full[1]["items"]}
     assert ready == dict(zip(names, [1, 2, 3], strict=True))
+
+
+def test_the_streamed_join_shows_what_the_whole_lists_show(
+    ant: Ant, devcluster: DevCluster, namespace: str
+) -> None:
+    """`ant list` decodes both lists item by item while they arrive and keeps a summary of
+    each object (bounded memory); joining the whole decoded lists gives the same jobs,
+    running or not, on the same cluster state."""
+    from ant.jobs import schema
+    from ant.jobs.lifecycle import list_jobs
+    from ant.jobs.model import jobs_from
+    from ant.kube import config
+    from ant.kube import resources as r
+    from ant.kube.client import Client
+    from ant.kube.transport import Transport
+
+    running, pending = unique("streamed"), unique("unschedulable")
+    ant.submit(namespace, running, "--replicas", "2", "--meta", "kind=running")
+    ant.submit(namespace, pending, "--gpus", "4096")  # no node has that many: Pending
+    wait_for(f"{running} fully running", lambda: fully_running(devcluster, namespace, running))
+    client = Client(Transport.from_kubeconfig(config.load(str(devcluster.kubeconfig), "alice")))
+    selector = schema.mine_selector()
+
+    def both() -> tuple[Any, Any]:
+        streamed = list_jobs(client, namespace)
+        sts = client.list(r.STATEFULSETS, namespace, label_selector=selector)
+        pods = client.list(r.PODS, namespace, label_selector=selector)
+        return streamed, jobs_from(sts.items, pods.items)
+
+    # Jobs compare whole: every field, every replica (pods are read on both paths).
+    streamed, whole = wait_for("the same jobs", lambda: (v := both())[0] == v[1] and v)
+    assert streamed == whole
+    assert {j.name: j.status.value for j in streamed} == {running: "Running", pending: "Pending"}
+    assert {j.name: len(j.pods) for j in streamed} == {running: 2, pending: 1}
