@@ -1,9 +1,10 @@
 """Whole requests over the standard library's ``http.client``: Transport's light engine.
 
 Importing ``requests`` costs about 40 ms, a third of a command's start-up before its first
-request. ``Transport(stdlib_http=True)`` (what the ``ant`` command uses) sends its whole
-requests through this pool of keep-alive connections instead; streams (watches, followed
-logs) and proxies still go through ``requests``, which is then imported. Everything above
+request. ``Transport(stdlib_http=True)`` (what the ``ant`` command uses) sends its
+requests through this pool of keep-alive connections instead, whole or streamed (lists
+decoded while they arrive, watches, followed logs); only proxies still go through
+``requests``, which is then imported. Everything above
 the wire (credentials, retries, errors, logging) is Transport's, the same for both: this
 module only moves bytes and says what went wrong in ``WireError``.
 """
@@ -17,7 +18,7 @@ import ssl
 import threading
 import weakref
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -46,6 +47,7 @@ class Reply:
     headers: http.client.HTTPMessage = field(repr=False)
     content: bytes = field(repr=False)
     url: str
+    body: Body | None = field(default=None, repr=False)  # a stream's body, still unread
 
     @property
     def text(self) -> str:
@@ -55,7 +57,43 @@ class Reply:
         return json.loads(self.content)
 
     def close(self) -> None:
-        """The body is already read and the connection back in the pool."""
+        """A whole body is already read and its connection back in the pool."""
+        if self.body is not None:
+            self.body.close()
+
+
+class Body:
+    """A streamed response's body, read as it arrives; its connection goes back to the
+    pool once the body has been read to its end, and is closed otherwise."""
+
+    def __init__(
+        self, pool: Connections, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse
+    ) -> None:
+        self._pool, self._conn, self._resp = pool, conn, resp
+        gzip = resp.getheader("Content-Encoding", "").lower() == "gzip"
+        self._gunzip = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzip else None
+        self._ended = False
+
+    def set_read_timeout(self, seconds: float) -> None:
+        if self._conn.sock is not None:
+            self._conn.sock.settimeout(seconds)
+
+    def chunks(self, size: int | None) -> Iterator[bytes]:
+        """What has arrived, at most ``size`` bytes at a time (before decompression)."""
+        try:
+            while data := self._resp.read1(size or 65536):
+                yield self._gunzip.decompress(data) if self._gunzip else data
+        except TimeoutError as e:
+            raise WireError("timeout", "read timed out", sent=True) from e
+        except (OSError, http.client.HTTPException, zlib.error) as e:
+            raise WireError("broken", reason(e), sent=True) from e
+        self._ended = True
+
+    def close(self) -> None:
+        if self._ended and not self._resp.will_close:
+            self._pool.give(self._conn)
+        else:
+            self._conn.close()
 
 
 class _HTTPSConnection(http.client.HTTPSConnection):
@@ -114,8 +152,11 @@ class Connections:
         body: bytes | None,
         headers: Mapping[str, str],
         timeouts: tuple[float, float],
+        *,
+        stream: bool = False,
     ) -> Reply:
-        """One request; ``timeouts``: (connect, read) in seconds."""
+        """One request; ``timeouts``: (connect, read) in seconds. ``stream``: a successful
+        answer's body is left to be read from ``Reply.body``."""
         connect_timeout, read_timeout = timeouts
         target = self.prefix + path + ("?" + urlencode(query) if query else "")
         headers = {"User-Agent": self.user_agent, "Accept-Encoding": "gzip", **headers}
@@ -138,6 +179,9 @@ class Connections:
                 conn.sock.settimeout(read_timeout)
                 conn.request(method, target, body=body, headers=headers)
                 resp = conn.getresponse()
+            if stream and resp.status < 400:
+                url = self.server + target
+                return Reply(resp.status, resp.reason, resp.msg, b"", url, Body(self, conn, resp))
             content = resp.read()
         except WireError:
             conn.close()
@@ -156,7 +200,7 @@ class Connections:
         if resp.will_close:
             conn.close()
         else:
-            self._give(conn)
+            self.give(conn)
         return Reply(resp.status, resp.reason, resp.msg, content, self.server + target)
 
     def close(self) -> None:
@@ -179,7 +223,8 @@ class Connections:
             )
         return http.client.HTTPConnection(self.host, self.port), False
 
-    def _give(self, conn: http.client.HTTPConnection) -> None:
+    def give(self, conn: http.client.HTTPConnection) -> None:
+        """Back into the pool, for the next request."""
         with self._lock:
             if len(self._idle) < self.size:
                 self._idle.append(conn)

@@ -15,8 +15,8 @@ A ``Deadline`` bounds how long all of that may take: every attempt's timeouts st
 at it, and no retry starts once it has passed (then ``DeadlineExceeded``, final).
 
 Below that, two engines move the bytes: a ``requests.Session`` (``session``), and, with
-``stdlib_http=True`` (the ``ant`` command), ``ant.kube.stdhttp`` for whole requests, which
-spares a command the import of ``requests`` (streams and proxies still use it). Both report
+``stdlib_http=True`` (the ``ant`` command), ``ant.kube.stdhttp`` for whole and streamed
+requests, which spares a command the import of ``requests`` (proxies still use it). Both report
 a failed exchange as a ``WireError``; what follows (retry or not, which error) is decided
 here, once. Tests inject faults with a scripted HTTP server: the HTTP layer.
 """
@@ -267,11 +267,17 @@ class Transport:
         raises ``TransportError`` from the iterator.
         """
         resp = self._send("GET", path, params, None, None, accept, read_timeout, True, stream=True)
-        assert not isinstance(resp, Reply)  # streams always go through requests
         # The deadline bounded the wait for the answer; its body has its own read timeout.
-        _set_read_timeout(resp, read_timeout or self.timeout)
+        seconds = read_timeout or self.timeout
+        if isinstance(resp, Reply):
+            assert resp.body is not None
+            resp.body.set_read_timeout(seconds)
+            chunks = _wire_chunks(resp.url, resp.body.chunks(chunk_size))
+        else:
+            _set_read_timeout(resp, seconds)
+            chunks = _chunks(resp, chunk_size)
         try:
-            yield resp.headers.get("Content-Type", ""), _chunks(resp, chunk_size)
+            yield resp.headers.get("Content-Type", ""), chunks
         finally:
             resp.close()
 
@@ -353,8 +359,10 @@ class Transport:
         stream: bool,
     ) -> requests.Response | Reply:
         """One request on the wire, by either engine; no answer at all is a WireError."""
-        if self.connections is not None and not stream:
-            return self.connections.send(method, path, query, body, headers, timeouts)
+        if self.connections is not None:
+            return self.connections.send(
+                method, path, query, body, headers, timeouts, stream=stream
+            )
         import requests
 
         try:
@@ -458,6 +466,13 @@ def _chunks(resp: requests.Response, chunk_size: int | None) -> Iterator[bytes]:
         yield from resp.iter_content(chunk_size=chunk_size)
     except (requests.exceptions.RequestException, OSError) as e:
         raise TransportError(f"stream from {resp.url} broke: {reason(e)}") from e
+
+
+def _wire_chunks(url: str, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    except WireError as e:
+        raise TransportError(f"stream from {url} broke: {e.reason}") from e
 
 
 def _api_error(resp: requests.Response | Reply) -> ApiError:

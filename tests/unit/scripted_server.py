@@ -47,13 +47,15 @@ def respond(
     return reply
 
 
-def stream(chunks: list[bytes], content_type: str, *, drop: bool = False) -> Reply:
+def stream(chunks: list[bytes], content_type: str, *, drop: bool = False, **headers: str) -> Reply:
     """A chunked response; with ``drop`` the connection is cut before the final chunk."""
 
     def reply(h: http.server.BaseHTTPRequestHandler) -> None:
         h.send_response(200)
         h.send_header("Content-Type", content_type)
         h.send_header("Transfer-Encoding", "chunked")
+        for k, v in headers.items():
+            h.send_header(k.replace("_", "-"), v)
         h.end_headers()
         for c in chunks:
             h.wfile.write(b"%x\r\n%s\r\n" % (len(c), c))

@@ -89,6 +89,6 @@ def test_a_bad_body_is_one_decode_error(body: bytes, message: str) -> None:
 
 
 def test_kinds_ant_has_no_item_class_for_are_refused() -> None:
-    body = codec.encode_envelope("v1", "SecretList", meta_v1_pb2.ListMeta().SerializeToString())
+    body = codec.encode_envelope("v1", "WidgetList", meta_v1_pb2.ListMeta().SerializeToString())
     with pytest.raises(DecodeError, match="no protobuf type registered"):
         list(ListReader().items([body]))

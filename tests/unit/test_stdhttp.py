@@ -22,7 +22,7 @@ from ant.errors import ExitCode, TransportError
 from ant.kube.auth import NoAuth
 from ant.kube.transport import RetryPolicy, Transport
 from tests.unit import test_transport
-from tests.unit.scripted_server import ScriptedServer, respond, scripted_server
+from tests.unit.scripted_server import ScriptedServer, respond, scripted_server, stream
 from tests.unit.test_transport import *  # noqa: F403  (run again, with the light engine)
 
 
@@ -63,6 +63,30 @@ def test_keep_alive_and_gzip(server: ScriptedServer) -> None:
     t.request("GET", "/b")
     assert t.connections is not None
     assert len(t.connections._idle) == 1, "both requests went over one connection"
+
+
+def test_a_streamed_gzip_list_is_decoded_while_it_arrives(server: ScriptedServer) -> None:
+    """Client.list_each over the light engine: a gzipped, chunked protobuf list, its items
+    the same as decoding the whole body; then the connection is reused, and requests was
+    never needed."""
+    from ant.kube import codec
+    from ant.kube.client import Client
+    from ant.kube.resources import STATEFULSETS
+    from tests.unit.test_liststream import BODY
+
+    packed = gzip.compress(BODY)
+    chunks = [packed[i : i + 97] for i in range(0, len(packed), 97)]
+    server.replies += [
+        stream(chunks, codec.PROTOBUF, Content_Encoding="gzip"),
+        respond(200, b"{}"),
+    ]
+    t = test_transport.transport(server, [])
+    items = list(Client(t).list_each(STATEFULSETS, "research"))
+    assert items == list(codec.decode(BODY).items)  # type: ignore[attr-defined]
+    t.request("GET", "/b")
+    assert t.connections is not None
+    assert len(t.connections._idle) == 1
+    assert t._session is None
 
 
 def test_an_idle_connection_the_server_closed_is_replaced(server: ScriptedServer) -> None:
