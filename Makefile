@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 # `make cluster-up KUEUE=1` also starts Kueue (built on first use).
 KUEUE ?=
+# `make cluster-up CLUSTERS=3` starts three dev clusters side by side (docs/clusters.md).
+CLUSTERS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install shells devcluster devcluster-kueue cluster-up cluster-down demo test unit lint proto proto-check \
@@ -32,10 +34,10 @@ devcluster:  ## Build the dev cluster's binaries (cached under ~/.cache/ant; reb
 devcluster-kueue:  ## Build Kueue, the dev cluster's optional component (cached; ~10 min cold)
 	devcluster/build.sh kueue
 
-cluster-up: install devcluster $(if $(KUEUE),devcluster-kueue)  ## Start the dev cluster in the background (idempotent; KUEUE=1 adds Kueue); prints the kubeconfig path
-	$(BIN)/python devcluster/cluster.py up $(if $(KUEUE),--kueue)
+cluster-up: install devcluster $(if $(KUEUE),devcluster-kueue)  ## Start the dev cluster in the background (idempotent; KUEUE=1 adds Kueue, CLUSTERS=N starts N side by side); prints the kubeconfig path
+	$(BIN)/python devcluster/cluster.py up $(if $(KUEUE),--kueue) $(if $(CLUSTERS),--count $(CLUSTERS))
 
-cluster-down:  ## Stop every dev cluster process and remove its state
+cluster-down:  ## Stop every dev cluster (and those started beside it) and remove their state
 	$(PYTHON) devcluster/cluster.py down
 
 demo: cluster-up  ## A short scripted tour of ant against the dev cluster

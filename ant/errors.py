@@ -36,6 +36,7 @@ job changed under a rollout) are the classes beside it, never a made-up ``Status
     ├── RolloutPaused ................... 7  PAUSED       a rollout stopped on an unhealthy pod
     ├── JobFailed ....................... 8  JOB_FAILED   `ant wait`: a job failed or never can
     ├── NotOwner ........................ 9  NOT_OWNER    someone else's job, and no --force
+    ├── PartialAnswer .................. 10  PARTIAL      some selected clusters did not answer
     ├── WaitTimeout ..................... 124 TIMEOUT    `ant wait --timeout` ran out
     ├── SweepFailed (ant.jobs.sweep) .... the code of the first failure; names what was created
     └── ReviewError (ant.cache.auth) .... 6  UNAVAILABLE  a token or access review failed (503)
@@ -63,6 +64,7 @@ class ExitCode(IntEnum):
     PAUSED = 7
     JOB_FAILED = 8
     NOT_OWNER = 9
+    PARTIAL = 10
     TIMEOUT = 124
     INTERRUPTED = 130
 
@@ -141,6 +143,12 @@ class NotOwner(AntError):
     """A write to another user's job that the caller did not force (ant.jobs.ownership)."""
 
     exit_code = ExitCode.NOT_OWNER
+
+
+class PartialAnswer(AntError):
+    """Some of the selected clusters did not answer: what the others said was shown."""
+
+    exit_code = ExitCode.PARTIAL
 
 
 class DecodeError(AntError):

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Start, stop and inspect ant's local dev cluster.
 
-    cluster.py up [--kueue]
+    cluster.py up [--kueue] [--count N]
                         start it in the background (idempotent); prints only the kubeconfig
-                        path; --kueue also starts Kueue (kueue_component.py)
-    cluster.py down     stop every process it started and remove its state
+                        path; --kueue also starts Kueue (kueue_component.py); --count N
+                        starts N clusters side by side and prints a kubeconfig with a
+                        context USER@dev-I for each user of each (docs/clusters.md)
+    cluster.py down     stop every process it (and its side-by-side clusters) started and
+                        remove their state
     cluster.py status   show what runs (exit 0 only when everything runs)
     cluster.py env      print `export KUBECONFIG=...`
     cluster.py restart-apiserver [--down-seconds S]
@@ -111,6 +114,11 @@ START_TIMEOUT = float(os.environ.get("ANT_DEVCLUSTER_START_TIMEOUT", "120"))
 FEATURE_GATES = "GenericWorkload=true,PodGroupPreemptionPolicy=true,ContainerRestartRules=true"
 # A beta API group is off unless asked for.
 RUNTIME_CONFIG = "scheduling.k8s.io/v1beta1=true"
+
+# `up --count N`: cluster I (2..N) lives in the state dir's sibling STATE-I and takes the
+# block of ports CLUSTER_PORT_STRIDE * (I - 1) above the first cluster's base.
+CLUSTER_PORT_STRIDE = 100
+MAX_CLUSTERS = 9
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
@@ -686,6 +694,16 @@ def kubeconfig_text(
     return "\n".join(lines)
 
 
+# context -> (user, namespace) in each cluster's kubeconfig
+CONTEXTS = {
+    "admin": ("admin", "default"),
+    "alice": ("alice", "research"),
+    "bob": ("bob", "research"),
+    "carol-cert": ("carol-cert", "research"),
+    VIEWER: (VIEWER, "research"),
+}
+
+
 def write_configs(layout: Layout, server: str, ports: dict[str, int]) -> dict[str, str]:
     """Tokens, kubeconfigs, scheduler and kwok config. Returns user -> token."""
     tokens = {user: secrets.token_urlsafe(32) for user in TOKEN_USERS}
@@ -702,14 +720,7 @@ def write_configs(layout: Layout, server: str, ports: dict[str, int]) -> dict[st
         "client-certificate": str(layout.cert(CERT_USER)),
         "client-key": str(layout.key(CERT_USER)),
     }
-    contexts = {
-        "admin": ("admin", "default"),
-        "alice": ("alice", "research"),
-        "bob": ("bob", "research"),
-        "carol-cert": ("carol-cert", "research"),
-        VIEWER: (VIEWER, "research"),
-    }
-    write_private(layout.kubeconfig, kubeconfig_text(server, ca_pem, users, contexts, "admin"))
+    write_private(layout.kubeconfig, kubeconfig_text(server, ca_pem, users, CONTEXTS, "admin"))
 
     for component, cert in (
         ("kube-controller-manager", "kube-controller-manager"),
@@ -1237,7 +1248,7 @@ def start_cluster(layout: Layout, bin_dir: Path, ports: dict[str, int], node_cou
         "server": server,
         "ca": str(ca),
         "kubeconfig": str(layout.kubeconfig),
-        "contexts": ["admin", "alice", "bob", "carol-cert", VIEWER],
+        "contexts": list(CONTEXTS),
         "state_dir": str(layout.state),
         "bin_dir": str(bin_dir),
         "kubectl": str(bin_dir / "kubectl"),
@@ -1323,7 +1334,7 @@ def ensure_kueue(layout: Layout) -> None:
         raise
 
 
-def cmd_up(layout: Layout, kueue: bool = False) -> int:
+def cmd_up(layout: Layout, kueue: bool = False, announce: bool = True) -> int:
     try:
         import cryptography  # noqa: F401
     except ImportError:
@@ -1350,7 +1361,96 @@ def cmd_up(layout: Layout, kueue: bool = False) -> int:
         except KeyboardInterrupt:
             log("interrupted; stopped what had started")
             return 130
-    print(layout.kubeconfig)
+    if announce:
+        print(layout.kubeconfig)
+    return 0
+
+
+# --------------------------------------------------------------------------- side by side
+
+
+def sibling_layouts(layout: Layout) -> list[Layout]:
+    """The state dirs of the clusters started next to this one (`up --count`), by number."""
+    found = []
+    for i in range(2, MAX_CLUSTERS + 1):
+        sibling = layout.state.with_name(f"{layout.state.name}-{i}")
+        if sibling.exists():
+            found.append(Layout(sibling))
+    return found
+
+
+def sibling_env(layout: Layout, i: int) -> dict[str, str]:
+    """The environment that makes `cluster.py up` start cluster ``i`` (2..N)."""
+    base = int(os.environ.get("ANT_DEVCLUSTER_PORT_BASE", DEFAULT_PORT_BASE))
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_PORT")}
+    env["ANT_DEVCLUSTER_STATE"] = str(layout.state.with_name(f"{layout.state.name}-{i}"))
+    env["ANT_DEVCLUSTER_PORT_BASE"] = str(base + CLUSTER_PORT_STRIDE * (i - 1))
+    return env
+
+
+def clusters_kubeconfig(layout: Layout) -> Path:
+    return layout.state / "clusters.kubeconfig"
+
+
+def write_clusters_kubeconfig(layouts: list[Layout]) -> Path:
+    """One kubeconfig for clusters dev-1..dev-N: context, user and cluster USER@dev-I."""
+    lines = ["apiVersion: v1", "kind: Config", "clusters:"]
+    users, contexts = ["users:"], ["contexts:"]
+    for i, layout in enumerate(layouts, start=1):
+        info = read_cluster_json(layout) or {}
+        name = f"dev-{i}"
+        ca_data = base64.b64encode(layout.cert("ca").read_bytes()).decode()
+        lines += [
+            f"- name: {name}",
+            "  cluster:",
+            f"    server: {q(info['server'])}",
+            f"    certificate-authority-data: {ca_data}",
+        ]
+        for context, (user, namespace) in CONTEXTS.items():
+            if user == "carol-cert":
+                fields = {
+                    "client-certificate": str(layout.cert(CERT_USER)),
+                    "client-key": str(layout.key(CERT_USER)),
+                }
+            else:
+                fields = {"token": layout.token_file(user).read_text().strip()}
+            users += [f"- name: {q(f'{user}@{name}')}", "  user:"]
+            users += [f"    {k}: {q(v)}" for k, v in fields.items()]
+            contexts += [
+                f"- name: {q(f'{context}@{name}')}",
+                "  context:",
+                f"    cluster: {name}",
+                f"    user: {q(f'{user}@{name}')}",
+                f"    namespace: {q(namespace)}",
+            ]
+    text = "\n".join([*lines, *users, *contexts, 'current-context: "alice@dev-1"', ""])
+    path = clusters_kubeconfig(layouts[0])
+    write_private(path, text)
+    return path
+
+
+def cmd_up_many(layout: Layout, count: int, kueue: bool) -> int:
+    """Cluster 1 as `up` starts it, clusters 2..count beside it, one after the other
+    (each start takes most of the machine for a few seconds)."""
+    status = cmd_up(layout, kueue=kueue, announce=False)
+    for i in range(2, count + 1):
+        if status != 0:
+            return status
+        argv = [sys.executable, str(Path(__file__).resolve()), "up", *(["--kueue"] * kueue)]
+        status = subprocess.run(
+            argv, env=sibling_env(layout, i), stdout=subprocess.DEVNULL, check=False
+        ).returncode
+    if status != 0:
+        return status
+    layouts = [
+        layout,
+        *(
+            Layout(Path(sibling_env(layout, i)["ANT_DEVCLUSTER_STATE"]))
+            for i in range(2, count + 1)
+        ),
+    ]
+    with locked(layout):
+        print(write_clusters_kubeconfig(layouts))
     return 0
 
 
@@ -1358,6 +1458,8 @@ def cmd_up(layout: Layout, kueue: bool = False) -> int:
 
 
 def cmd_down(layout: Layout) -> int:
+    for sibling in sibling_layouts(layout):
+        cmd_down(sibling)
     with locked(layout):
         stopped = stop_all(layout)
         existed = layout.state.exists()
@@ -1486,6 +1588,12 @@ def main(argv: list[str] | None = None) -> int:
         help="up: also start Kueue (built on first use; see docs/development.md)",
     )
     parser.add_argument(
+        "--count",
+        type=int,
+        default=1,
+        help=f"up: start this many clusters side by side (1..{MAX_CLUSTERS})",
+    )
+    parser.add_argument(
         "--down-seconds",
         type=float,
         default=0.0,
@@ -1496,6 +1604,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "restart-apiserver":
         return cmd_restart_apiserver(layout, args.down_seconds)
     if args.command == "up":
+        if not 1 <= args.count <= MAX_CLUSTERS:
+            parser.error(f"--count must be between 1 and {MAX_CLUSTERS}")
+        if args.count > 1:
+            return cmd_up_many(layout, args.count, args.kueue)
         return cmd_up(layout, kueue=args.kueue)
     commands = {"down": cmd_down, "status": cmd_status, "env": cmd_env}
     return commands[args.command](layout)

@@ -142,6 +142,8 @@ def main_options(
     verbose: Annotated[int, _OPTIONS["verbose"]] = 0,
     cache_url: Annotated[str | None, _OPTIONS["cache_url"]] = None,
     deadline: Annotated[str | None, _OPTIONS["deadline"]] = None,
+    clusters: Annotated[str | None, _OPTIONS["clusters"]] = None,
+    all_clusters: Annotated[bool, _OPTIONS["all_clusters"]] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),

@@ -24,6 +24,11 @@ class GlobalOption:
     parameter: str  # the root callback's parameter and the GlobalOptions field
     help: str
     counted: bool = False  # a repeatable flag without a value (-v, -vv)
+    switch: bool = False  # a flag without a value, on or off (--all-clusters)
+
+    @property
+    def takes_value(self) -> bool:
+        return not (self.counted or self.switch)
 
 
 GLOBAL_OPTIONS = (
@@ -41,6 +46,19 @@ GLOBAL_OPTIONS = (
         "ANT_DEADLINE",
         "deadline",
         "Give up on the cluster after this (default 60s).",
+    ),
+    GlobalOption(
+        ("--clusters",),
+        "ANT_CLUSTERS",
+        "clusters",
+        "Contexts to work across, e.g. a,b.",
+    ),
+    GlobalOption(
+        ("--all-clusters",),
+        "ANT_ALL_CLUSTERS",
+        "all_clusters",
+        "All of ANT_CLUSTERS, else every context.",
+        switch=True,
     ),
 )
 
@@ -68,6 +86,8 @@ class GlobalOptions:
     verbose: int = 0
     cache_url: str | None = None
     deadline: str | None = None  # a duration; App.deadline_seconds
+    clusters: str | None = None  # context names, comma-separated (ant.cli.clusters)
+    all_clusters: bool = False
 
 
 _BY_FLAG = {flag: option for option in GLOBAL_OPTIONS for flag in option.flags}
@@ -83,7 +103,7 @@ def _global_option(arg: str) -> tuple[GlobalOption, str | None] | None:
     option = _BY_FLAG.get(name)
     if option is None and _SHORT_COUNTED.fullmatch(arg):
         return _BY_FLAG[arg[:2]], None
-    if option is None or (option.counted and eq):
+    if option is None or (not option.takes_value and eq):
         return None
     return option, value if eq else None
 
@@ -100,7 +120,7 @@ def hoist_global_options(argv: Sequence[str]) -> list[str]:
             i += 1
             continue
         option, value = found
-        takes_next = not option.counted and value is None and i + 1 < len(argv)
+        takes_next = option.takes_value and value is None and i + 1 < len(argv)
         hoisted.extend(argv[i : i + 2] if takes_next else [argv[i]])
         i += 2 if takes_next else 1
     return hoisted + rest
@@ -121,7 +141,7 @@ def command_name(args: Sequence[str]) -> str | None:
         found = _global_option(args[i])
         if found is not None:
             option, value = found
-            i += 1 if option.counted or value is not None else 2
+            i += 1 if not option.takes_value or value is not None else 2
             continue
         if not args[i].startswith("-"):
             return args[i]
@@ -143,6 +163,8 @@ def typed_values(args: Sequence[str]) -> dict[str, str | int]:
         if option.counted:
             count = len(args[i]) - 1 if not args[i].startswith("--") else 1
             values[option.parameter] = int(values.get(option.parameter, 0)) + count
+        elif option.switch:
+            values[option.parameter] = 1
         elif value is not None:
             values[option.parameter] = value
         else:
@@ -158,9 +180,12 @@ def resolve(given: Mapping[str, str | int], env_vars: Mapping[str, str]) -> Glob
     (click could read ANT_* itself, but only from ``os.environ``: the injected
     environment is the one that counts.)
     """
-    values: dict[str, str | int | None] = {}
+    values: dict[str, str | int | bool | None] = {}
     for option in GLOBAL_OPTIONS:
-        if option.parameter in given:
+        if option.switch:
+            raw = env_vars.get(option.env_var, "").strip().lower()
+            values[option.parameter] = bool(given.get(option.parameter)) or raw in ("1", "true")
+        elif option.parameter in given:
             values[option.parameter] = given[option.parameter]
         elif not option.counted:
             values[option.parameter] = env_vars.get(option.env_var) or None

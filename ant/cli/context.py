@@ -28,10 +28,9 @@ class App:
 
         self.env = env
         self.options = options
+        self.deadline_seconds = _deadline_seconds(options.deadline)
         # Starts now, with the command: every request and retry of the command checks it.
-        self.deadline = Deadline(
-            _deadline_seconds(options.deadline), hint="--deadline or ANT_DEADLINE sets it"
-        )
+        self.deadline = Deadline(self.deadline_seconds, hint="--deadline or ANT_DEADLINE sets it")
         self.terminal = Terminal(env, verbosity=options.verbose, on_answered=self.deadline.extend)
         if options.verbose:
             _log_to(self.terminal, logging.DEBUG if options.verbose > 1 else logging.INFO)
@@ -41,6 +40,28 @@ class App:
         from ant.kube import config
 
         return config.load(self.options.kubeconfig, self.options.context, self.env.vars)
+
+    @cached_property
+    def kubeconfig_contexts(self) -> list[str]:
+        """Every context of the kubeconfig: the clusters ant may work across."""
+        from ant.kube import config
+
+        return config.context_names(self.options.kubeconfig, self.env.vars)
+
+    def for_cluster(self, context: str, seconds: float) -> App:
+        """This command's app on one of the selected clusters: that context, its own
+        deadline of ``seconds``, reads through that context's own cache (docs/clusters.md)."""
+        from dataclasses import replace
+
+        options = replace(
+            self.options,
+            context=context,
+            clusters=None,
+            all_clusters=False,
+            cache_url=None,
+            deadline=f"{max(1, round(seconds))}s",
+        )
+        return App(self.env, options)
 
     @property
     def namespace(self) -> str:

@@ -49,20 +49,23 @@ Force = Annotated[bool, typer.Option("--force", help="Act on another user's job 
 
 
 # Names become request paths: every job name is checked where it enters (exit 2).
-def _check_job_names(value: str | list[str] | None) -> str | list[str] | None:
-    """Callback for a job-name argument (one or many)."""
+def _check_job_names(ctx: typer.Context, value: str | list[str] | None) -> str | list[str] | None:
+    """Callback for a job-name argument (one or many), each maybe ``CLUSTER/JOB``."""
+    from ant.cli.clusters import checked_ref
     from ant.jobs import schema
 
     for name in [value] if isinstance(value, str) else value or []:
-        schema.validate_job_name(name, "job")
+        schema.validate_job_name(checked_ref(ctx.obj, name)[1], "job")
     return value
 
 
-def _check_job_target(value: str) -> str:
-    """Callback for ``JOB`` or ``statefulset/NAME`` (update, rollout, rollback)."""
+def _check_job_target(ctx: typer.Context, value: str) -> str:
+    """Callback for ``JOB`` or ``statefulset/NAME`` (update, rollout, rollback), maybe
+    after ``CLUSTER/``."""
+    from ant.cli.clusters import checked_ref
     from ant.jobs.rollout import parse_target
 
-    parse_target(value)
+    parse_target(checked_ref(ctx.obj, value)[1])
     return value
 
 
@@ -73,8 +76,11 @@ def _job_argument(help: str, check: Callable[[Any], Any]) -> Any:
     )
 
 
-JobName = Annotated[str, _job_argument("Job name.", _check_job_names)]
+# Each may name its cluster: CLUSTER/JOB (ant.cli.clusters.parse_job_ref; App.on_job).
+JobName = Annotated[str, _job_argument("Job name (or CLUSTER/JOB).", _check_job_names)]
 JobOrStatefulSet = Annotated[
-    str, _job_argument("Job name (or statefulset/NAME).", _check_job_target)
+    str, _job_argument("Job name (or statefulset/NAME, CLUSTER/JOB).", _check_job_target)
 ]
-JobNames = Annotated[list[str] | None, _job_argument("Job names.", _check_job_names)]
+JobNames = Annotated[
+    list[str] | None, _job_argument("Job names (or CLUSTER/JOB).", _check_job_names)
+]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -35,13 +35,19 @@ def render_job_table(
     wide: bool,
     namespaces: bool,
     meta_columns: Sequence[str] = (),
+    clusters: bool = False,
+    unanswered: Mapping[str, str] | None = None,
 ) -> None:
-    """``meta_columns``: meta keys shown as columns of their own (a sweep's parameters)."""
+    """``meta_columns``: meta keys shown as columns of their own (a sweep's parameters);
+    ``clusters``: a CLUSTER column first (jobs read from several clusters), and a row
+    for each cluster that did not answer (``unanswered``: why)."""
     columns = [Column("NAME"), Column("USER"), Column("STATUS", styles=STATUS_STYLES)]
     columns += [Column("READY", justify="right"), Column("PRIORITY"), Column("AGE")]
     columns += [Column(k.upper()) for k in meta_columns]
     if namespaces:
         columns.insert(0, Column("NAMESPACE"))
+    if clusters:
+        columns.insert(0, Column("CLUSTER"))
     if wide:
         columns += [Column("REVISION", justify="right"), Column("NODES", justify="right")]
         columns += [Column("PREEMPTED", justify="right"), Column("DESCRIPTION")]
@@ -53,10 +59,14 @@ def render_job_table(
         row += [j.meta.get(k, "-") for k in meta_columns]
         if namespaces:
             row.insert(0, j.namespace)
+        if clusters:
+            row.insert(0, j.cluster)
         if wide:
             row += [f"{j.updated}/{j.replicas}", str(j.nodes), _preempted(j, now)]
             row += [_one_line(j.description, 60)]
         rows.append(row)
+    for cluster in unanswered or {}:  # why: on stderr (ant.cli.clusters.check_complete)
+        rows.append([cluster, "(no answer)"] + ["-"] * (len(columns) - 2))
     terminal.table(columns, rows)
 
 
@@ -72,6 +82,8 @@ def render_job_details(terminal: Terminal, job: Job, events: Sequence[Event]) ->
         ("Revision", _revisions(job)),
         ("Created", f"{_timestamp(job.created_at)} ({age(job.created_at, now)} ago)"),
     ]
+    if job.cluster:
+        fields.insert(0, ("Cluster", job.cluster))
     if job.preemptions:
         last = job.last_preempted_at
         when = f", last at {_timestamp(last)} ({age(last, now)} ago)" if last else ""

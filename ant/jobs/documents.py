@@ -10,7 +10,7 @@ Times are RFC 3339 in UTC as Kubernetes writes them (``2026-12-01T15:36:27Z``), 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, overload
@@ -64,6 +64,7 @@ def job_item(job: Job) -> dict[str, Any]:
         "preemptions": job.preemptions,
         "lastPreemptedAt": rfc3339(job.last_preempted_at),
         **job_ending(job),
+        **({"cluster": job.cluster} if job.cluster else {}),
     }
 
 
@@ -84,9 +85,13 @@ def job_ending(job: Job) -> dict[str, Any]:
     }
 
 
-def job_list(jobs: Sequence[Job]) -> dict[str, Any]:
-    """``ant list -o json`` (and the cache's job endpoint in JSON): kind JobList."""
-    return {"apiVersion": API_VERSION, "kind": "JobList", "items": [job_item(j) for j in jobs]}
+def job_list(jobs: Sequence[Job], unanswered: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``ant list -o json`` (and the cache's job endpoint in JSON): kind JobList. Across
+    clusters, ``unanswered``: each cluster that did not answer, and why."""
+    document = {"apiVersion": API_VERSION, "kind": "JobList", "items": [job_item(j) for j in jobs]}
+    if unanswered:
+        document["unanswered"] = [{"cluster": c, "error": e} for c, e in unanswered.items()]
+    return document
 
 
 def submitted_job(job: Job) -> dict[str, Any]:

@@ -111,6 +111,7 @@ class Job:
     template: PodTemplate | None = field(default=None, repr=False)
     policy: Policy = field(default_factory=Policy)
     record: Record = field(default_factory=Record)
+    cluster: str = ""  # the kubeconfig context it was read through, when several were asked
 
     @property
     def nodes(self) -> int:

@@ -152,6 +152,12 @@ def load(
     return _resolve(docs, context, source=os.pathsep.join(map(str, existing)))
 
 
+def context_names(kubeconfig: str | None, env: Mapping[str, str]) -> list[str]:
+    """Every context of the kubeconfig files (as ``load`` finds them), in file order."""
+    docs = tuple(_read_yaml(p) for p in kubeconfig_paths(kubeconfig, env) if p.is_file())
+    return list(_named(docs, "contexts"))
+
+
 def in_cluster(env: Mapping[str, str], sa_dir: Path = SERVICE_ACCOUNT_DIR) -> KubeConfig:
     host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT", "443")
     token_file = sa_dir / "token"

@@ -21,6 +21,7 @@ DOCUMENTED = {
     "PAUSED": 7,
     "JOB_FAILED": 8,
     "NOT_OWNER": 9,
+    "PARTIAL": 10,
     "TIMEOUT": 124,
     "INTERRUPTED": 130,
 }
@@ -55,6 +56,7 @@ def test_docs_cli_md_exit_code_table_matches_the_code() -> None:
         (errors.RolloutPaused("x"), 7),
         (errors.JobFailed("x"), 8),
         (errors.NotOwner("x"), 9),
+        (errors.PartialAnswer("x"), 10),
         (errors.WaitTimeout("x"), 124),
         (errors.DecodeError("x"), 1),
         (errors.TransportError("x"), 6),

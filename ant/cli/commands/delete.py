@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from ant.cli.clusters import locate_all
 from ant.cli.context import App
 from ant.cli.options import AllUsers, Force, JobNames
 
@@ -36,6 +37,7 @@ def delete(
     from ant.kube import resources as r
 
     app: App = ctx.obj
+    app, jobs = locate_all(app, jobs or [])  # each may be CLUSTER/JOB
     wait_seconds = parse_duration(timeout, "--timeout")
     selecting = bool(selector or sweep or (mine and all_jobs))
     if bool(jobs) == selecting or (mine != all_jobs):

@@ -53,6 +53,7 @@ def list_jobs(
     ] = OutputFormat.table,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep the table updated.")] = False,
 ) -> None:
+    from ant.cli import clusters as across
     from ant.cli import views
     from ant.errors import UsageError
     from ant.jobs.documents import job_list
@@ -66,7 +67,6 @@ def list_jobs(
     newer_than = (
         datetime.now(UTC) - timedelta(seconds=parse_duration(since, "--since")) if since else None
     )
-    namespace = None if all_namespaces else app.namespace
     mine = not all_users and not user  # the caller's own jobs: who that is, asked lazily
     owner = user_label(user) if user else None
     if sweep:  # the same as -l ant.dev/sweep=ID, plus the parameters as columns
@@ -78,7 +78,9 @@ def list_jobs(
     # The cache's compact rows fit the table; other outputs need every label and annotation.
     view = "table" if output in (OutputFormat.table, OutputFormat.name) and not sweep else "full"
 
-    def fetch() -> list[Job]:
+    def fetch(app: App) -> list[Job]:
+        """The jobs of one cluster."""
+        namespace = None if all_namespaces else app.namespace
         jobs = None if watch else _from_cache(app, namespace, owner, mine, selector, statuses, view)
         if jobs is None:
             jobs = app.api.list(
@@ -89,45 +91,83 @@ def list_jobs(
                 replicas=output is OutputFormat.wide,
                 preemptions=output not in (OutputFormat.table, OutputFormat.name),
             )
-        jobs = [
+        return [
             j
             for j in jobs
             if (not statuses or j.status.value in statuses)
             and (newer_than is None or (j.created_at is not None and j.created_at >= newer_than))
         ]
-        if sweep:
-            return sorted(jobs, key=lambda j: (j.namespace, sweeps.index_of(j), j.name))
-        # Finished jobs after the active ones: what runs is what one looks for.
-        return sorted(jobs, key=lambda j: (j.namespace, j.status.finished, j.name))
 
-    def render(jobs: list[Job]) -> None:
+    def render(jobs: list[Job], unanswered: dict[str, str] | None = None) -> None:
         if output is OutputFormat.json:
-            app.terminal.json(job_list(jobs))
+            app.terminal.json(job_list(jobs, unanswered))
         elif output is OutputFormat.yaml:
-            app.terminal.yaml(job_list(jobs))
+            app.terminal.yaml(job_list(jobs, unanswered))
         elif output is OutputFormat.name:
             for j in jobs:
-                app.terminal.line(j.name)
-        elif not jobs:
-            app.terminal.info(f"no jobs found{'' if namespace is None else f' in {namespace}'}")
+                app.terminal.line(f"{j.cluster}/{j.name}" if j.cluster else j.name)
+        elif not jobs and not unanswered:
+            where = "" if all_namespaces or clusters else f" in {app.namespace}"
+            app.terminal.info(f"no jobs found{where}")
         else:
             views.render_job_table(
                 app.terminal,
                 jobs,
                 wide=output is OutputFormat.wide,
-                namespaces=namespace is None,
+                namespaces=all_namespaces,
                 meta_columns=sweeps.parameter_keys(jobs) if sweep else (),
+                clusters=bool(clusters),
+                unanswered=unanswered,
             )
 
+    clusters = across.selected(app)
+    if clusters:
+        _across(app, clusters, watch, fetch, lambda js, no: render(_in_order(bool(sweep), js), no))
+        return
     if not watch:
-        render(fetch())
+        render(_in_order(bool(sweep), fetch(app)))
         return
     from ant.jobs.schema import mine_selector
 
     app.deadline.per_call()  # runs until stopped: each call gets the whole deadline
     if mine and owner is None:
         owner = app.identity().label
-    _watch(app, namespace, mine_selector(owner, selector), fetch, render)
+    namespace = None if all_namespaces else app.namespace
+    _watch(
+        app,
+        namespace,
+        mine_selector(owner, selector),
+        lambda: _in_order(bool(sweep), fetch(app)),
+        render,
+    )
+
+
+def _in_order(by_sweep: bool, jobs: list[Job]) -> list[Job]:
+    if by_sweep:
+        from ant.jobs import sweep as sweeps
+
+        return sorted(jobs, key=lambda j: (j.cluster, j.namespace, sweeps.index_of(j), j.name))
+    # Finished jobs after the active ones: what runs is what one looks for.
+    return sorted(jobs, key=lambda j: (j.cluster, j.namespace, j.status.finished, j.name))
+
+
+def _across(
+    app: App,
+    clusters: list[str],
+    watch: bool,
+    fetch: Callable[[App], list[Job]],
+    render: Callable[[list[Job], dict[str, str]], None],
+) -> None:
+    """Every cluster's jobs at once, shown together; exit PARTIAL if some did not answer."""
+    from ant.cli import clusters as across
+    from ant.errors import UsageError
+
+    if watch:
+        raise UsageError("--watch works on one cluster", hint="drop --clusters/--all-clusters")
+    answers = across.ask_each(app, clusters, fetch)
+    jobs = [j for a in answers for j in across.with_cluster(a.value or [], a.cluster)]
+    render(jobs, {a.cluster: a.error for a in answers if a.error is not None})
+    across.check_complete(answers)
 
 
 def _from_cache(

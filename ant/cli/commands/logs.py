@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from ant.cli.clusters import locate
 from ant.cli.context import App
 from ant.cli.options import JobName
 
@@ -35,6 +36,7 @@ def logs(
     from ant.jobs.spec import parse_duration
 
     app: App = ctx.obj
+    app, job = locate(app, job)
     if replica is not None and all_replicas:
         raise UsageError("--replica and --all contradict each other")
     if tail is not None and not 0 <= tail < 2**63:

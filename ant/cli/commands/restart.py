@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from ant.cli.clusters import locate
 from ant.cli.context import App
 from ant.cli.options import Force, JobName
 
@@ -30,6 +31,7 @@ def restart(
     from ant.kube import resources as r
 
     app: App = ctx.obj
+    app, job = locate(app, job)
     wait_seconds = parse_duration(timeout, "--timeout")
     found = app.api.get(job, fresh=True)
     first = found.pods[0].pod if found.pods else f"{job}-0"

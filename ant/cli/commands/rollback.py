@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from ant.cli.clusters import locate
 from ant.cli.context import App
 from ant.cli.options import Force, JobOrStatefulSet
 
@@ -31,6 +32,7 @@ def rollback(
     from ant.jobs.identity import whoami
 
     app: App = ctx.obj
+    app, job = locate(app, job)
     by = ""
     if not dry_run:
         me = whoami(app.client)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from ant.cli.clusters import locate
 from ant.cli.completion import complete_job
 from ant.cli.context import App
 from ant.cli.options import Force, JobOrStatefulSet, OutputFormat, output_option
@@ -132,6 +133,7 @@ def run(
     force: Force = False,
 ) -> None:
     app: App = ctx.obj
+    app, job = locate(app, job)
     options = rollout_options(
         max_unavailable=max_unavailable,
         batch_size=batch_size,
@@ -276,6 +278,7 @@ def status(
     from ant.jobs import rollout as ro
 
     app: App = ctx.obj
+    app, job = locate(app, job)
     found = ro.status(app.client, app.namespace, job)
     if output is OutputFormat.json:
         app.terminal.json(documents.rollout_status(found))

@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from ant.cli.clusters import locate
 from ant.cli.context import App
 from ant.cli.options import JobName, OutputFormat, output_option
 
@@ -22,11 +23,16 @@ def show(
         output_option(OutputFormat.table, OutputFormat.json, OutputFormat.yaml),
     ] = OutputFormat.table,
 ) -> None:
+    from dataclasses import replace
+
     from ant.cli import views
     from ant.jobs.documents import job_details
 
-    app: App = ctx.obj
+    root: App = ctx.obj
+    app, job = locate(root, job)
     found, events = app.api.events(job)
+    if app is not root:  # found among several clusters, or named CLUSTER/JOB
+        found = replace(found, cluster=app.options.context or "")
     if not found.status.finished:
         app.warn_without_controller()
     if output is OutputFormat.table:

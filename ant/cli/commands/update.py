@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ant.cli.clusters import locate
 from ant.cli.context import App
 from ant.cli.options import Force, JobOrStatefulSet
 
@@ -82,6 +83,7 @@ def update(
     from ant.jobs.identity import whoami
 
     app: App = ctx.obj
+    app, job = locate(app, job)
     trailing = app.env.trailing_command
     if command and not trailing:
         raise UsageError("--command needs the command after `--`", hint="ant update JOB -- CMD ...")

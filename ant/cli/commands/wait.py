@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ant.cli.clusters import locate_all
 from ant.cli.completion import complete_wait_condition
 from ant.cli.context import App
 from ant.cli.options import JobNames
@@ -40,6 +41,7 @@ def wait(
     app: App = ctx.obj
     if not jobs:
         raise UsageError("name the jobs to wait for", hint="e.g. ant wait train --for succeeded")
+    app, jobs = locate_all(app, jobs)  # each may be CLUSTER/JOB
     try:
         condition = Condition(for_)
     except ValueError as e:

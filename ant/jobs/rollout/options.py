@@ -19,7 +19,7 @@ OnFailure = Literal["pause", "continue"]
 
 DEFAULT_TIMEOUT = 600.0
 
-_STATEFULSET_KINDS = frozenset({"statefulset", "statefulsets", "sts", "statefulset.apps"})
+STATEFULSET_KINDS = frozenset({"statefulset", "statefulsets", "sts", "statefulset.apps"})
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 _BUDGET = re.compile(r"^(\d{1,9})(%?)$")
 # A StatefulSet's replicas is an int32: an index has at most 10 digits (parsing is then cheap).
@@ -158,7 +158,7 @@ def parse_target(text: str) -> tuple[str, bool]:
     if not sep:
         schema.validate_job_name(text, "job")
         return text, False
-    if kind.lower() not in _STATEFULSET_KINDS or not name or "/" in name:
+    if kind.lower() not in STATEFULSET_KINDS or not name or "/" in name:
         raise UsageError(
             f"{text!r} is not a job name",
             hint="name a job, or statefulset/NAME for any StatefulSet",

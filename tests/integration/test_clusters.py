@@ -1,0 +1,207 @@
+"""Several clusters, no central record (issue 16): one view across them, jobs addressed as
+CLUSTER/JOB, and a cluster that does not answer never holding up the others.
+
+Two dev clusters side by side: the shared one (dev-1) and a second one that
+`cluster.py up --count 2` starts next to it (dev-2). Like the shared cluster, the second
+is left running for other sessions; `make cluster-down` stops both.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ant.errors import ExitCode
+from tests.conftest import CLUSTER_SCRIPT, CLUSTER_UP_TIMEOUT, ORIGINAL_ENV, DevCluster
+from tests.helpers import Result, run_ant, unique
+
+pytestmark = pytest.mark.cluster
+
+DEV1, DEV2 = "alice@dev-1", "alice@dev-2"
+BOTH = f"{DEV1},{DEV2}"
+
+
+@dataclass(frozen=True)
+class Clusters:
+    kubeconfig: Path  # contexts USER@dev-1 and USER@dev-2
+
+    def ant(self, *argv: str, **vars: str) -> Result:
+        return run_ant(argv, vars={"KUBECONFIG": str(self.kubeconfig), **vars})
+
+
+@pytest.fixture(scope="module")
+def clusters(devcluster: DevCluster, ant_priorities: None) -> Clusters:
+    proc = subprocess.run(
+        [sys.executable, str(CLUSTER_SCRIPT), "up", "--count", "2"],
+        env=dict(ORIGINAL_ENV),
+        capture_output=True,
+        text=True,
+        timeout=CLUSTER_UP_TIMEOUT,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"cluster.py up --count 2 exited {proc.returncode}:\n{proc.stderr}")
+    found = Clusters(Path(proc.stdout.strip().splitlines()[-1]))
+    installed = found.ant("--context", "admin@dev-2", "admin", "install-priorities")
+    assert installed.code == 0, installed
+    return found
+
+
+@pytest.fixture
+def jobs(clusters: Clusters) -> Iterator[list[str]]:
+    """Names given out by the test; each deleted afterwards wherever it is."""
+    names: list[str] = []
+    yield names
+    for context in (DEV1, DEV2):
+        mine = [n for n in names if clusters.ant("--context", context, "show", n).code == 0]
+        if mine:
+            clusters.ant("--context", context, "delete", "--yes", *mine)
+
+
+def submit(clusters: Clusters, context: str, name: str) -> None:
+    result = clusters.ant(
+        "--context", context, "submit", "--name", name, "--image", "busybox", "--", "sleep", "1h"
+    )
+    assert result.code == 0, result
+
+
+def test_the_two_dev_clusters_are_two_clusters(clusters: Clusters) -> None:
+    text = clusters.kubeconfig.read_text()
+    servers = {line.split()[-1] for line in text.splitlines() if "server:" in line}
+    assert len(servers) == 2
+    for context in (DEV1, DEV2, "admin@dev-2", "viewer@dev-2"):
+        assert f'"{context}"' in text
+    assert clusters.ant("--context", DEV2, "whoami").code == 0
+
+
+def test_list_across_clusters_shows_each_job_with_its_cluster(
+    clusters: Clusters, jobs: list[str]
+) -> None:
+    one, two, both = unique("mc-one"), unique("mc-two"), unique("mc-both")
+    jobs += [one, two, both]
+    submit(clusters, DEV1, one)
+    submit(clusters, DEV2, two)
+    submit(clusters, DEV1, both)
+    submit(clusters, DEV2, both)
+
+    listed = clusters.ant("--clusters", BOTH, "list", "-o", "json")
+    assert listed.code == 0, listed
+    where = {(i["cluster"], i["name"]) for i in listed.json()["items"]}
+    assert {(DEV1, one), (DEV2, two), (DEV1, both), (DEV2, both)} <= where
+    assert (DEV2, one) not in where
+    assert (DEV1, two) not in where
+    assert "unanswered" not in listed.json()
+
+    table = clusters.ant("list", "--all-clusters", ANT_CLUSTERS=BOTH)
+    assert table.code == 0, table
+    assert table.out.splitlines()[0].split()[0] == "CLUSTER"
+    rows = {tuple(line.split()[:2]) for line in table.out.splitlines()[1:]}
+    assert {(DEV1, one), (DEV2, two), (DEV1, both), (DEV2, both)} <= rows
+
+    # One cluster, as always: no CLUSTER column, no cluster field.
+    alone = clusters.ant("--context", DEV2, "list", "-o", "json")
+    assert all("cluster" not in i for i in alone.json()["items"])
+
+
+def test_a_job_is_addressed_by_cluster_or_found_where_it_is(
+    clusters: Clusters, jobs: list[str]
+) -> None:
+    only_two, both = unique("mc-only"), unique("mc-twice")
+    jobs += [only_two, both]
+    submit(clusters, DEV2, only_two)
+    submit(clusters, DEV1, both)
+    submit(clusters, DEV2, both)
+
+    found = clusters.ant("--clusters", BOTH, "show", only_two, "-o", "json")
+    assert found.code == 0, found
+    assert (found.json()["name"], found.json()["cluster"]) == (only_two, DEV2)
+
+    ambiguous = clusters.ant("--clusters", BOTH, "show", both)
+    assert ambiguous.code == ExitCode.USAGE, ambiguous
+    assert f"{DEV1}/{both}" in ambiguous.err
+    assert f"{DEV2}/{both}" in ambiguous.err
+
+    missing = clusters.ant("--clusters", BOTH, "show", unique("mc-none"))
+    assert missing.code == ExitCode.NOT_FOUND, missing
+
+    # CLUSTER/JOB works from any context, and acts only there.
+    deleted = clusters.ant("--context", DEV1, "delete", "--yes", f"{DEV2}/{both}")
+    assert deleted.code == 0, deleted
+    assert clusters.ant("--context", DEV1, "show", both).code == 0
+    gone = clusters.ant("--context", DEV2, "show", both)
+    assert gone.code == ExitCode.NOT_FOUND or "Terminating" in gone.out, gone
+
+
+@pytest.fixture
+def silent_cluster(clusters: Clusters, tmp_path: Path) -> Iterator[str]:
+    """A kubeconfig (next to the dev clusters') with a context `silent`: its server
+    accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    extra = tmp_path / "silent.kubeconfig"
+    extra.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters:\n- name: silent\n  cluster:\n    server: https://127.0.0.1:{server.getsockname()[1]}\n"
+        "users:\n- name: silent\n  user:\n    token: not-a-real-token\n"
+        "contexts:\n- name: silent\n  context:\n    cluster: silent\n    user: silent\n"
+        "    namespace: research\n"
+    )
+    yield f"{clusters.kubeconfig}:{extra}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_a_silent_cluster_gives_a_partial_answer_within_its_timeout(
+    clusters: Clusters, jobs: list[str], silent_cluster: str
+) -> None:
+    name = unique("mc-partial")
+    jobs.append(name)
+    submit(clusters, DEV1, name)
+
+    started = time.monotonic()
+    listed = run_ant(
+        ["--clusters", f"{DEV1},silent", "list", "-o", "json"],
+        vars={"KUBECONFIG": silent_cluster, "ANT_CLUSTER_TIMEOUT": "2s"},
+    )
+    elapsed = time.monotonic() - started
+
+    assert listed.code == ExitCode.PARTIAL, listed
+    assert elapsed < 2 + 3, f"took {elapsed:.1f}s with a 2s per-cluster timeout"
+    document = listed.json()
+    assert (DEV1, name) in {(i["cluster"], i["name"]) for i in document["items"]}
+    assert [u["cluster"] for u in document["unanswered"]] == ["silent"]
+    assert "partial answer: no answer from silent" in listed.err
+
+    table = run_ant(
+        ["--clusters", f"silent,{DEV1}", "list"],
+        vars={"KUBECONFIG": silent_cluster, "ANT_CLUSTER_TIMEOUT": "2s"},
+    )
+    assert table.code == ExitCode.PARTIAL, table
+    silent_row = next(line for line in table.out.splitlines() if line.startswith("silent"))
+    assert "no answer" in silent_row
+    assert any(line.startswith(DEV1) and name in line for line in table.out.splitlines())
