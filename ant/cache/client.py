@@ -46,11 +46,21 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ant.errors import AntError, ConfigError, DecodeError, Forbidden, NotFound, ServerTimeout
+from ant.errors import (
+    AntError,
+    BadRequest,
+    ConfigError,
+    DecodeError,
+    Forbidden,
+    NotFound,
+    ServerTimeout,
+)
 from ant.jobs import schema
+from ant.jobs.capacity import NodeUsage
 from ant.jobs.documents import API_VERSION
 from ant.jobs.model import Job, JobStatus, from_metadata
 from ant.kube import codec
@@ -275,6 +285,30 @@ class CachingClient(Client):
             resource_version_match=resource_version_match,
         )
 
+    def capacity(self) -> tuple[NodeUsage, ...] | None:
+        """The cache's node totals (``/ant/v1/capacity``); None if it cannot say (it does
+        not watch every namespace, or is down) or will not (you may not list nodes)."""
+        if not self.active:
+            return None
+        try:
+            resp = self.cache.transport.request("GET", api_path("ant", "v1", "capacity"))
+            return tuple(
+                NodeUsage(
+                    name=str(n["name"]),
+                    ready=bool(n["ready"]),
+                    allocatable={k: Fraction(str(v)) for k, v in n["allocatable"].items()},
+                    requested={k: Fraction(str(v)) for k, v in n["requested"].items()},
+                )
+                for n in resp.json()["nodes"]
+            )
+        except (Forbidden, BadRequest):
+            return None  # may not list nodes, or the cache does not watch every namespace
+        except AntError as e:
+            self.fall_back(e)
+            return None
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None  # not the document this ant reads: as if the cache had none
+
     def jobs(
         self,
         namespace: str | None,
@@ -329,6 +363,11 @@ def cached_jobs(
         statuses=statuses,
         view=view,
     )
+
+
+def cached_capacity(reader: Client) -> tuple[NodeUsage, ...] | None:
+    """The cache's node totals when ``reader`` reads through a cache, else None."""
+    return reader.capacity() if isinstance(reader, CachingClient) else None
 
 
 # --- job rows -> jobs ------------------------------------------------------------------

@@ -11,6 +11,7 @@ from ant.cli.terminal import STATUS_STYLES, Column, Terminal, visible
 from ant.jobs.documents import rfc3339, submitted_at
 
 if TYPE_CHECKING:
+    from ant.jobs.capacity import Capacity, Usage
     from ant.jobs.lifecycle import Event
     from ant.jobs.model import Job
     from ant.jobs.queue import Queue, Waiting
@@ -263,6 +264,20 @@ def _preempted(job: Job, now: datetime) -> str:
     return f"{job.preemptions} ({age(last, now)} ago)"
 
 
+def _free_line(c: Capacity, usage: Usage, scope: str) -> str:
+    """What is free in the whole cluster, and how ant knows; or that it does not."""
+    if c.cluster_free is not None and c.cluster_requested is not None:
+        source = "the pods of every namespace" if usage.source == "cluster" else "the ant cache"
+        return (
+            f"{c.resource}: {_quantity(c.cluster_free)} free in the cluster "
+            f"({_quantity(c.cluster_requested)} requested by running pods; from {source})"
+        )
+    if c.free is not None:
+        return f"{c.resource}: 0 free (the running pods in {scope} take all of it)"
+    at_most = _quantity(c.allocatable - c.running)
+    return f"{c.resource}: free unknown ({usage.why_unknown}); at most {at_most}"
+
+
 # ---- ant queue ---------------------------------------------------------------------------
 QUEUE_STATUS_STYLES = {"Pending": "yellow", "Partial": "bold red"}
 
@@ -322,6 +337,7 @@ def render_queue(terminal: Terminal, queue: Queue, *, wide: bool) -> None:
             f"requested by running pods {_quantity(c.running)}, "
             f"by pending pods {_quantity(c.pending)} (pods in {scope})"
         )
+        terminal.line(_free_line(c, queue.usage, scope))
     partial = [w for w in queue.items if w.partial]
     for c in queue.capacity:
         holders = [w for w in partial if w.held(c.resource)]

@@ -16,10 +16,11 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
+    from ant.jobs.capacity import Capacity, NodeUsage
     from ant.jobs.identity import Identity
     from ant.jobs.lifecycle import Event
     from ant.jobs.model import Job
-    from ant.jobs.queue import Capacity, Queue
+    from ant.jobs.queue import Queue
     from ant.jobs.rollout.planner import PodState
     from ant.jobs.rollout.status import RevisionPods, RolloutStatus
     from ant.jobs.sweep import Sweep
@@ -243,6 +244,31 @@ def queue(waiting: Queue) -> dict[str, Any]:
             for w in waiting.items
         ],
         "capacity": [_capacity(c) for c in waiting.capacity] if waiting.nodes_visible else None,
+        "capacitySource": waiting.usage.source or None,
+        "clusterRequested": {
+            c.resource: _number(c.cluster_requested)
+            for c in waiting.capacity
+            if c.cluster_requested is not None
+        }
+        if waiting.usage.known
+        else None,
+    }
+
+
+def node_capacity(nodes: Sequence[NodeUsage]) -> dict[str, Any]:
+    """The ant cache's ``/ant/v1/capacity``: per node, totals only (docs/cache.md)."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "NodeCapacity",
+        "nodes": [
+            {
+                "name": n.name,
+                "ready": n.ready,
+                "allocatable": {k: _number(v) for k, v in sorted(n.allocatable.items())},
+                "requested": {k: _number(v) for k, v in sorted(n.requested.items())},
+            }
+            for n in nodes
+        ],
     }
 
 
@@ -253,7 +279,7 @@ def _capacity(c: Capacity) -> dict[str, Any]:
         "allocatable": _number(c.allocatable),
         "requestedByRunning": _number(c.running),
         "requestedByPending": _number(c.pending),
-        "free": _number(c.free),
+        "free": None if c.free is None else _number(c.free),
     }
 
 

@@ -35,23 +35,30 @@ pods' ``DisruptionTarget`` conditions. Counting is idempotent: only preemptions 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-from ant.errors import Forbidden, ValidationError
+from ant.errors import Forbidden
 from ant.jobs import schema
+from ant.jobs.capacity import (
+    Capacity,
+    NodeUsage,
+    Usage,
+    accelerators_in,
+    capacity,
+    cluster_usage,
+    holding_pods,
+    pod_requests,
+)
 from ant.jobs.documents import rfc3339
 from ant.jobs.model import Job, JobStatus, jobs_from, parse_time
-from ant.jobs.spec import GPU_RESOURCE, TPU_RESOURCE
 from ant.kube import resources as r
 from ant.kube.client import Client
-from ant.kube.quantity import parse_quantity
 
-ACCELERATORS = (TPU_RESOURCE, GPU_RESOURCE)
 PREEMPTION_GAP = timedelta(seconds=30)
 # Pods that hold or want resources: finished ones hold nothing.
 LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
@@ -89,24 +96,12 @@ class Waiting:
 
 
 @dataclass(frozen=True)
-class Capacity:
-    resource: str
-    allocatable: Fraction
-    nodes: int  # Ready, schedulable nodes offering the resource
-    running: Fraction  # requested by scheduled pods in scope
-    pending: Fraction  # requested by unscheduled pods in scope
-
-    @property
-    def free(self) -> Fraction:
-        return max(Fraction(0), self.allocatable - self.running)
-
-
-@dataclass(frozen=True)
 class Queue:
     namespace: str | None  # None: every namespace
     items: tuple[Waiting, ...]
     capacity: tuple[Capacity, ...] = ()
     nodes_visible: bool = True  # False: listing nodes was forbidden, capacity unknown
+    usage: Usage = field(default_factory=lambda: Usage(""))  # the cluster's, for free capacity
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -118,12 +113,16 @@ def get_queue(
     user_label: str | None = None,
     resources: Sequence[str] = (),
     track_preemptions: bool = False,
+    cached_usage: Callable[[], Sequence[NodeUsage] | None] | None = None,
 ) -> Queue:
     """The waiting jobs in ``namespace`` (None: all), optionally only one user's.
 
     ``track_preemptions``: also list the Preempted events, to count preemptions (in memory).
+    Free capacity is the cluster's (``ant.jobs.capacity``): in a namespace, one more list
+    of every pod that holds resources, if the user may; else ``cached_usage`` (the ant
+    cache's node totals), else unknown.
     """
-    with ThreadPoolExecutor(max_workers=5) as pool:
+    with ThreadPoolExecutor(max_workers=6) as pool:
         statefulsets = pool.submit(
             client.list, r.STATEFULSETS, namespace, label_selector=schema.mine_selector()
         )
@@ -131,12 +130,15 @@ def get_queue(
         nodes = pool.submit(_optional_list, client, r.NODES)
         classes = pool.submit(_optional_list, client, r.PRIORITY_CLASSES)
         events = pool.submit(preemption_events, client, namespace) if track_preemptions else None
+        # With -A the pods in scope are the cluster's already.
+        everywhere = pool.submit(holding_pods, client) if namespace is not None else None
         pod_items = pods.result().items
         ant_pods = [p for p in pod_items if _is_ant_pod(p)]
         jobs = jobs_from(statefulsets.result().items, ant_pods)
         if events is not None:
             jobs = tally_preemptions(jobs, events.result(), ant_pods)
         node_items = nodes.result()
+        cluster_pods = everywhere.result() if everywhere is not None else pod_items
         queue = build_queue(
             statefulsets.result().items,
             jobs,
@@ -145,6 +147,7 @@ def get_queue(
             classes.result() or [],
             namespace=namespace,
             resources=resources,
+            usage=cluster_usage(node_items, cluster_pods, cached_usage),
         )
     if node_items is None:
         queue = replace(queue, nodes_visible=False)
@@ -178,8 +181,10 @@ def build_queue(
     namespace: str | None,
     resources: Sequence[str] = (),
     now: datetime | None = None,
+    usage: Usage | None = None,
 ) -> Queue:
-    """Pure: the queue from listed objects (``jobs`` from ``jobs_from`` over the same lists)."""
+    """Pure: the queue from listed objects (``jobs`` from ``jobs_from`` over the same lists);
+    ``usage``: the cluster's, for free capacity (unknown when None)."""
     pods = list(pods)
     nodes = list(nodes)
     class_values = {pc.metadata.name: pc.value for pc in priority_classes}
@@ -227,11 +232,13 @@ def build_queue(
         waiting.append((sort_key, item))
     waiting.sort(key=lambda pair: pair[0])
     items = tuple(replace(w, position=i) for i, (_, w) in enumerate(waiting, start=1))
-    wanted = list(resources) or _accelerators_in(nodes, pods)
+    wanted = list(resources) or accelerators_in(nodes, pods)
+    cluster = usage or Usage("")
     return Queue(
         namespace=namespace,
         items=items,
-        capacity=tuple(capacity(res, nodes, pods) for res in wanted),
+        capacity=tuple(capacity(res, nodes, pods, cluster) for res in wanted),
+        usage=cluster,
         now=now or datetime.now(UTC),
     )
 
@@ -267,81 +274,6 @@ def _scheduler_reason(unscheduled: Sequence[Any], job: Job) -> tuple[str, str]:
 def _pod_index(pod: Any) -> int:
     text = pod.metadata.labels.get(schema.POD_INDEX) or pod.metadata.name.rpartition("-")[2]
     return int(text) if text.isdigit() else 0
-
-
-# ---- resources -------------------------------------------------------------------------
-def _quantities(mapping: Mapping[str, Any]) -> dict[str, Fraction]:
-    out: dict[str, Fraction] = {}
-    for name, q in mapping.items():
-        try:
-            out[name] = parse_quantity(q.string)
-        except ValidationError:
-            continue
-    return out
-
-
-def pod_requests(pod_spec: Any) -> dict[str, Fraction]:
-    """What the scheduler reserves for a pod: containers (plus sidecars) or the largest
-    init container, whichever is more, plus overhead; pod-level requests where given."""
-    total: dict[str, Fraction] = defaultdict(Fraction)
-    for c in pod_spec.containers:
-        for k, v in _quantities(c.resources.requests).items():
-            total[k] += v
-    sidecars: dict[str, Fraction] = defaultdict(Fraction)
-    init_peak: dict[str, Fraction] = defaultdict(Fraction)
-    for c in pod_spec.initContainers:
-        requests = _quantities(c.resources.requests)
-        if c.restartPolicy == "Always":  # a sidecar: runs alongside the containers
-            for k, v in requests.items():
-                sidecars[k] += v
-        else:
-            for k, v in requests.items():
-                init_peak[k] = max(init_peak[k], v + sidecars[k])
-    for k, v in sidecars.items():
-        total[k] += v
-    for k, v in init_peak.items():
-        total[k] = max(total[k], v)
-    for k, v in _quantities(pod_spec.resources.requests).items():
-        total[k] = v
-    for k, v in _quantities(pod_spec.overhead).items():
-        total[k] += v
-    return {k: v for k, v in total.items() if v}
-
-
-def node_ready(node: Any) -> bool:
-    if node.spec.unschedulable:
-        return False
-    return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
-
-
-def capacity(resource: str, nodes: Iterable[Any], pods: Iterable[Any]) -> Capacity:
-    allocatable, count = Fraction(0), 0
-    for node in nodes:
-        q = node.status.allocatable.get(resource)
-        if q is None or not node_ready(node):
-            continue
-        amount = parse_quantity(q.string)
-        if amount:
-            allocatable += amount
-            count += 1
-    running, pending = Fraction(0), Fraction(0)
-    for pod in pods:
-        if pod.status.phase in ("Succeeded", "Failed"):
-            continue
-        amount = pod_requests(pod.spec).get(resource, Fraction(0))
-        if pod.spec.nodeName:
-            running += amount
-        elif not pod.metadata.HasField("deletionTimestamp"):
-            pending += amount
-    return Capacity(resource, allocatable, count, running, pending)
-
-
-def _accelerators_in(nodes: Sequence[Any], pods: Sequence[Any]) -> list[str]:
-    """The accelerator resources nodes offer or pods ask for; TPUs when there are none."""
-    seen = {k for n in nodes for k in n.status.allocatable if k in ACCELERATORS}
-    for pod in pods:
-        seen.update(k for k in pod_requests(pod.spec) if k in ACCELERATORS)
-    return [a for a in ACCELERATORS if a in seen] or [TPU_RESOURCE]
 
 
 # ---- preemptions -----------------------------------------------------------------------

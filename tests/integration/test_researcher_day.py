@@ -193,3 +193,63 @@ def test_show_says_what_runs_now_not_what_was_submitted(ant: Ant, devcluster: De
     assert {p["node"] for p in doc["pods"]} <= {
         f"tpu-node-{i}" for i in range(devcluster.node_count)
     }
+
+
+# ---- 5. free capacity is the cluster's -------------------------------------------------------
+TPU = "google.com/tpu"
+
+
+def tpus_held(devcluster: DevCluster) -> int:
+    """What every pod bound to a Ready node requests of TPUs, as the admin counts it."""
+    from kubernetes import client
+
+    with devcluster.api_client("admin") as api:
+        core = client.CoreV1Api(api)
+        ready = {
+            n.metadata.name
+            for n in core.list_node().items
+            if not n.spec.unschedulable
+            and any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)
+        }
+        pods = core.list_pod_for_all_namespaces(
+            field_selector="spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
+        ).items
+    return sum(
+        int((c.resources.requests or {}).get(TPU, 0))
+        for p in pods
+        if p.spec.node_name in ready
+        for c in p.spec.containers
+    )
+
+
+def test_free_capacity_is_the_clusters_or_ant_says_it_does_not_know(
+    ant: Ant, devcluster: DevCluster
+) -> None:
+    job = unique("holds")
+    ant.submit(job, "--tpus", "1", user="alice")  # in research, not in bob-private
+    wait_for("some TPUs held outside bob-private", lambda: tpus_held(devcluster) > 0)
+
+    def admins_view() -> dict[str, Any] | None:
+        before = tpus_held(devcluster)
+        doc = ant.ok("-n", "bob-private", "queue", "-o", "json", user="admin").json()
+        settled = before == tpus_held(devcluster) == doc["clusterRequested"][TPU]
+        return doc if settled else None
+
+    # The admin may list every pod: bob-private's queue counts research's pods too.
+    doc = wait_for("ant's count to match the cluster's", admins_view)
+    assert doc["capacitySource"] == "cluster"
+    (capacity,) = doc["capacity"]
+    assert capacity["requestedByRunning"] == 0  # nothing of bob-private's runs
+    assert capacity["free"] < capacity["allocatable"]
+
+    # bob may list nodes but not every pod, and no cache serves totals: ant says so.
+    mine = ant.ok("-n", "bob-private", "queue", "-o", "json", user="bob").json()
+    assert (mine["capacitySource"], mine["clusterRequested"]) == (None, None)
+    assert mine["capacity"][0]["free"] is None
+    text = ant.ok("-n", "bob-private", "queue", user="bob").out
+    assert re.search(
+        rf"^{TPU}: free unknown \(you may not list pods in every namespace, and no ant cache "
+        r"serves node totals\); at most \d+$",
+        text,
+        re.M,
+    ), text

@@ -382,3 +382,40 @@ def test_a_table_staler_than_the_promise_is_refused_and_readyz_says_so(app: Cach
     pods.bookmark("101")  # the watch is back
     assert get(app, "/readyz", token=None).status == 200
     assert get(app, "/api/v1/namespaces/research/pods").status == 200
+
+
+def test_capacity_is_node_totals_for_who_may_list_nodes(app: CacheApp, store: Store) -> None:
+    from ant.kube.proto import core_v1_pb2
+
+    nodes, pods = store.table("nodes"), store.table("pods")
+    for name in ("n1", "n2"):
+        node = to_message(
+            {
+                "metadata": {"name": name, "resourceVersion": "3"},
+                "status": {
+                    "allocatable": {"google.com/tpu": "4", "cpu": "64"},
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                },
+            },
+            core_v1_pb2.Node,
+        )
+        nodes.upsert(make_entry(nodes.kind, node, Strip()))
+    secret = pod("hidden", "bob-private", "bob", 0, node="n2")
+    secret.spec.containers.add(name="main").resources.requests["google.com/tpu"].string = "4"
+    pods.upsert(make_entry(pods.kind, secret, Strip()))
+
+    assert get(app, "/ant/v1/capacity").status == 403  # alice may not list nodes here
+    reply = get(app, "/ant/v1/capacity", "admin-token", accept="application/json")
+    assert reply.status == 200, reply.body
+    assert json.loads(reply.body) == {
+        "apiVersion": "ant.dev/v1",
+        "kind": "NodeCapacity",
+        "nodes": [
+            {"name": "n1", "ready": True, "allocatable": {"cpu": 64, "google.com/tpu": 4},
+             "requested": {}},
+            {"name": "n2", "ready": True, "allocatable": {"cpu": 64, "google.com/tpu": 4},
+             "requested": {"google.com/tpu": 4}},
+        ],
+    }  # fmt: skip
+    assert b"hidden" not in reply.body
+    assert b"bob-private" not in reply.body

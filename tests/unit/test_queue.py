@@ -14,6 +14,7 @@ from ant.cli.environment import Environment
 from ant.cli.terminal import Terminal
 from ant.jobs import documents
 from ant.jobs import queue as q
+from ant.jobs.capacity import UNKNOWN_WHY, cluster_usage
 from ant.jobs.model import jobs_from
 from ant.kube.convert import to_message
 from ant.kube.proto import apps_v1_pb2, core_v1_pb2, scheduling_v1_pb2
@@ -304,9 +305,9 @@ def test_capacity_counts_ready_schedulable_nodes_and_every_live_pod_in_scope() -
         pod("b", 1),
         pod("c", 0, tpus=1, ant=False),
     ]
-    (cap,) = build(
-        [statefulset("a", replicas=2), statefulset("b", replicas=2)], pods, nodes
-    ).capacity
+    stses = [statefulset("a", replicas=2), statefulset("b", replicas=2)]
+    # Only what the pods in scope request: free is unknown (unless they take it all).
+    (cap,) = build(stses, pods, nodes).capacity
     assert cap == q.Capacity(
         "google.com/tpu",
         allocatable=Fraction(24),
@@ -314,7 +315,33 @@ def test_capacity_counts_ready_schedulable_nodes_and_every_live_pod_in_scope() -
         running=Fraction(10),
         pending=Fraction(9),
     )
-    assert cap.free == 14
+    assert cap.free is None
+    # With the cluster's usage (these pods are all there is), node by node.
+    (cap,) = build(stses, pods, nodes, usage=cluster_usage(nodes, pods)).capacity
+    assert (cap.cluster_requested, cap.free) == (10, 14)
+
+
+def test_free_capacity_is_the_clusters_not_the_namespaces() -> None:
+    """`ant -n bob-private queue` once said 32 free while research held all 32."""
+    elsewhere = [pod("big", i, node=f"tpu-node-{i}", ant=False) for i in range(8)]
+    mine: list[Any] = []
+    (unknown,) = build([], mine).capacity  # bob's namespace alone: it cannot know
+    assert (unknown.running, unknown.free) == (0, None)
+    everyone = cluster_usage(NODES, elsewhere)
+    (known,) = build([], mine, usage=everyone).capacity
+    assert (known.running, known.cluster_requested, known.free) == (0, 32, 0)
+    from_cache = cluster_usage(NODES, None, lambda: everyone.nodes)
+    assert from_cache.source == "cache"
+    assert build([], mine, usage=from_cache).capacity[0].free == 0
+    nothing = cluster_usage(NODES, None, lambda: None)
+    assert (nothing.known, nothing.why_unknown) == (False, UNKNOWN_WHY)
+    out, _ = render(build([], mine, usage=nothing))
+    assert out.splitlines()[1] == f"google.com/tpu: free unknown ({UNKNOWN_WHY}); at most 32"
+    out, _ = render(build([], mine, usage=everyone))
+    assert out.splitlines()[1] == (
+        "google.com/tpu: 0 free in the cluster (32 requested by running pods; "
+        "from the pods of every namespace)"
+    )
 
 
 def test_capacity_is_shown_for_the_accelerators_present_else_tpus() -> None:
@@ -474,6 +501,7 @@ def test_the_queue_table_with_capacity_and_partial_jobs() -> None:
         + reason,
         "google.com/tpu: 32 allocatable on 8 node(s); requested by running pods 32, "
         "by pending pods 8 (pods in namespace research)",
+        "google.com/tpu: 0 free (the running pods in namespace research take all of it)",
         "partially scheduled: gang holds 4 google.com/tpu idle until all their pods are scheduled",
     ]
     assert err == ""
@@ -524,6 +552,13 @@ def test_the_queue_document() -> None:
             "allocatable": 32,
             "requestedByRunning": 4,
             "requestedByPending": 4,
-            "free": 28,
+            "free": None,  # only the namespace's pods are known
         }
     ]
+    assert (doc["capacitySource"], doc["clusterRequested"]) == (None, None)
+    known = documents.queue(build(stses, pods, usage=cluster_usage(NODES, pods)))
+    assert known["capacity"][0]["free"] == 28
+    assert (known["capacitySource"], known["clusterRequested"]) == (
+        "cluster",
+        {"google.com/tpu": 4},
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -175,6 +176,8 @@ class CacheApp:
             rest = parts[2:]
             if rest == ["jobs"]:
                 return Route("jobs")
+            if rest == ["capacity"]:
+                return Route("capacity")
             if len(rest) == 3 and rest[0] == "namespaces" and rest[2] == "jobs":
                 return Route("jobs", namespace=rest[1])
             raise _not_found(path)
@@ -223,6 +226,8 @@ class CacheApp:
             )
         if route.endpoint == "jobs":
             return self.jobs(route, user, query, fmt)
+        if route.endpoint == "capacity":
+            return self.capacity(user)
         kind = route.kind
         assert kind is not None
         verb = "get" if route.endpoint == "get" else "list"
@@ -350,6 +355,30 @@ class CacheApp:
         self.responses.put(key, version, body)
         self.metrics.responses.inc("miss")
         return Reply(200, fmt, body)
+
+    def capacity(self, user: UserInfo) -> Reply:
+        """Per node what is allocatable and what the pods on it request, in total: free
+        capacity for users who may list nodes but not every pod (no pod is named)."""
+        from ant.cache.store import decode
+        from ant.jobs.capacity import node_usage
+        from ant.jobs.documents import node_capacity
+
+        self.require(user, Attributes(verb="list", resource="nodes", group=""))
+        names = ("nodes", "pods")
+        self.check_ready(names, None)
+        tables = [self.store.table(name) for name in names]
+        version = tuple(t.version(None) for t in tables)
+        cached = self.responses.get(("capacity",), version)
+        if cached is not None:
+            self.metrics.responses.inc("hit")
+            return Reply(200, JSON, cached)
+        nodes_table, pods_table = tables
+        nodes = [decode(nodes_table.kind, e.raw) for e in nodes_table.select(None)[0]]
+        pods = [decode(pods_table.kind, e.raw) for e in pods_table.select(None)[0]]
+        body = json.dumps(node_capacity(node_usage(nodes, pods))).encode()
+        self.responses.put(("capacity",), version, body)
+        self.metrics.responses.inc("miss")
+        return Reply(200, JSON, body)
 
     def probe(self, which: str) -> Reply:
         """livez: the process answers. readyz: every table loaded and within the promise."""

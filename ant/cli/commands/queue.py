@@ -33,6 +33,7 @@ def queue(
         output_option(OutputFormat.table, OutputFormat.wide, OutputFormat.json, OutputFormat.yaml),
     ] = OutputFormat.table,
 ) -> None:
+    from ant.cache.client import cached_capacity
     from ant.cli import views
     from ant.errors import UsageError
     from ant.jobs import documents
@@ -52,6 +53,7 @@ def queue(
         user_label=owner,
         resources=resource or (),
         track_preemptions=output is not OutputFormat.table,
+        cached_usage=lambda: cached_capacity(app.reader),
     )
     if output is OutputFormat.json:
         app.terminal.json(documents.queue(found))
