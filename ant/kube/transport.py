@@ -429,7 +429,8 @@ def _log_call(
     log.info("%s %s %d %s", method, resp.url, resp.status_code, _since(started))
     if not log.isEnabledFor(logging.DEBUG):
         return
-    size = "streamed" if stream else f"{len(resp.content)} bytes"
+    length = resp.headers.get("Content-Length")
+    size = f"{length} bytes" if length else "streamed" if stream else f"{len(resp.content)} bytes"
     log.debug("  timing: %s, body %s, attempt %d", _since(started), size, attempt + 1)
     for direction, headers in (
         (">", {"User-Agent": USER_AGENT, **sent}),
