@@ -13,6 +13,7 @@ BENCHMARKS = {
     "cache": "bench.cache",
     "sweep": "bench.sweep",
     "controller": "bench.controller",
+    "clusters": "bench.clusters",
 }
 
 

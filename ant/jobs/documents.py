@@ -272,6 +272,18 @@ def node_capacity(nodes: Sequence[NodeUsage]) -> dict[str, Any]:
     }
 
 
+def queue_list(queues: Mapping[str, Queue], unanswered: Mapping[str, str]) -> dict[str, Any]:
+    """``ant queue -o json`` across clusters: each cluster's Queue, with its ``cluster``."""
+    document: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": "QueueList",
+        "items": [{**queue(q), "cluster": cluster} for cluster, q in queues.items()],
+    }
+    if unanswered:
+        document["unanswered"] = [{"cluster": c, "error": e} for c, e in unanswered.items()]
+    return document
+
+
 def _capacity(c: Capacity) -> dict[str, Any]:
     return {
         "resource": c.resource,

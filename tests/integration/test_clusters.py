@@ -106,6 +106,12 @@ def test_list_across_clusters_shows_each_job_with_its_cluster(
     rows = {tuple(line.split()[:2]) for line in table.out.splitlines()[1:]}
     assert {(DEV1, one), (DEV2, two), (DEV1, both), (DEV2, both)} <= rows
 
+    queues = clusters.ant("--clusters", BOTH, "queue", "--all-users", "-o", "json")
+    assert queues.code == 0, queues
+    assert queues.json()["kind"] == "QueueList"
+    assert [q["cluster"] for q in queues.json()["items"]] == [DEV1, DEV2]
+    assert all(q["kind"] == "Queue" and q["capacity"] for q in queues.json()["items"])
+
     # One cluster, as always: no CLUSTER column, no cluster field.
     alone = clusters.ant("--context", DEV2, "list", "-o", "json")
     assert all("cluster" not in i for i in alone.json()["items"])
@@ -196,6 +202,14 @@ def test_a_silent_cluster_gives_a_partial_answer_within_its_timeout(
     assert (DEV1, name) in {(i["cluster"], i["name"]) for i in document["items"]}
     assert [u["cluster"] for u in document["unanswered"]] == ["silent"]
     assert "partial answer: no answer from silent" in listed.err
+
+    queues = run_ant(
+        ["--clusters", f"{DEV1},silent", "queue", "-o", "json"],
+        vars={"KUBECONFIG": silent_cluster, "ANT_CLUSTER_TIMEOUT": "2s"},
+    )
+    assert queues.code == ExitCode.PARTIAL, queues
+    assert [q["cluster"] for q in queues.json()["items"]] == [DEV1]
+    assert [u["cluster"] for u in queues.json()["unanswered"]] == ["silent"]
 
     table = run_ant(
         ["--clusters", f"silent,{DEV1}", "list"],
