@@ -84,3 +84,15 @@ JobOrStatefulSet = Annotated[
 JobNames = Annotated[
     list[str] | None, _job_argument("Job names (or CLUSTER/JOB).", _check_job_names)
 ]
+
+
+def listen_address(listen: str, example: str) -> tuple[str, int]:
+    """``--listen HOST:PORT`` -> (host, port); ``[::1]:8443`` -> ("::1", 8443)."""
+    from ant.errors import UsageError
+
+    host, _, port_text = listen.rpartition(":")
+    if not host or not port_text.isascii() or not port_text.isdigit():
+        raise UsageError(f"--listen {listen!r}: expected HOST:PORT, e.g. {example}")
+    if not 0 < int(port_text) < 65536:
+        raise UsageError(f"--listen {listen!r}: port {port_text} is not between 1 and 65535")
+    return host.strip("[]"), int(port_text)

@@ -91,6 +91,9 @@ def test_a_pod_template_fragment_is_read_as_strictly(
         (["logs", "x", "--tail", "-5"], "--tail: -5 is not a number of lines"),
         (["cache", "serve", "--listen", ":99999"], "expected HOST:PORT"),
         (["cache", "serve", "--listen", "0.0.0.0:99999"], "port 99999 is not between 1 and"),
+        (["controller", "run", "--listen", "127.0.0.1:99999"], "port 99999 is not between"),
+        (["controller", "run", "--namespaces", "a,../b"], "--namespaces: '../b' is not a valid"),
+        (["controller", "run", "--lease-namespace", "A"], "--lease-namespace: 'A' is not"),
         (["submit", "--dry-run", "--name", "x", "--image", "a b"], "not a valid image"),
         (["submit", "--dry-run", "--name", "x", "--image", "Busybox"], "not a valid image"),
         (

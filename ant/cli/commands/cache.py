@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ant.cli.context import App
+from ant.cli.options import listen_address
 
 HELP = "The read cache: serve what ant reads from memory, to exactly the callers allowed it."
 
@@ -133,7 +134,7 @@ def serve(
     from ant.kube.transport import Transport
 
     app: App = ctx.obj
-    host, port = _address(listen)
+    host, port = listen_address(listen, "0.0.0.0:8443")
     fields: dict[str, tuple[str, ...]] = {}
     for spec in strip_field or []:
         resource, sep, path = spec.partition(":")
@@ -195,15 +196,3 @@ def serve(
         client.transport.close()
         reviews.transport.close()
     app.terminal.info("ant cache stopped")
-
-
-def _address(listen: str) -> tuple[str, int]:
-    """``--listen HOST:PORT`` -> (host, port); ``[::1]:8443`` -> ("::1", 8443)."""
-    from ant.errors import UsageError
-
-    host, _, port_text = listen.rpartition(":")
-    if not host or not port_text.isascii() or not port_text.isdigit():
-        raise UsageError(f"--listen {listen!r}: expected HOST:PORT, e.g. 0.0.0.0:8443")
-    if not 0 < int(port_text) < 65536:
-        raise UsageError(f"--listen {listen!r}: port {port_text} is not between 1 and 65535")
-    return host.strip("[]"), int(port_text)

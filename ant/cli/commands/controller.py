@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ant.cli.context import App
+from ant.cli.options import listen_address
 
 HELP = "The ant controller: jobs that succeed, fail, restart whole, wait for others, expire."
 
@@ -62,23 +63,25 @@ def run(
 
     from ant.controller.lease import Timing
     from ant.controller.service import ControllerService, Options
-    from ant.errors import UsageError
+    from ant.jobs.schema import validate_namespace
     from ant.kube.client import Client
     from ant.kube.transport import Transport
 
     app: App = ctx.obj
-    host, _, port_text = listen.rpartition(":")
-    if not host or not port_text.isdigit():
-        raise UsageError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8444")
+    host, port = listen_address(listen, "127.0.0.1:8444")
+    only = tuple(n.strip() for n in (namespaces or "").split(",") if n.strip())
+    for namespace in only:
+        validate_namespace(namespace, "--namespaces")
+    validate_namespace(lease_namespace, "--lease-namespace")
     cache_home = Path(app.env.vars.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     options = Options(
-        host=host.strip("[]"),
-        port=int(port_text),
+        host=host,
+        port=port,
         plain_http=plain_http,
         tls_cert_file=tls_cert_file,
         tls_key_file=tls_private_key_file,
         cert_dir=cache_home / "ant" / "controller-certs",
-        namespaces=tuple(n.strip() for n in (namespaces or "").split(",") if n.strip()),
+        namespaces=only,
         workers=workers,
         lease_namespace=lease_namespace,
         timing=Timing(lease_duration, renew_deadline, retry_period),
