@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ant.jobs.rollout import RolloutResult
     from ant.jobs.spec import JobSpec
     from ant.kube.client import Client as KubeClient
+    from ant.kube.stream import ExecResult
 
 JobRef = str | Job  # a job's name, or a Job this client returned
 
@@ -236,6 +237,49 @@ class Client:
             )
         pod = f"{found.name}-{replica}"
         return pod_logs(self.kube, self.namespace, pod, options or LogOptions())
+
+    def exec(
+        self,
+        job: JobRef,
+        command: Sequence[str],
+        *,
+        replica: int = 0,
+        on_stdout: Callable[[bytes], None] | None = None,
+        on_stderr: Callable[[bytes], None] | None = None,
+    ) -> ExecResult:
+        """Run ``command`` in replica ``replica``'s container (no stdin, no terminal), as
+        ``kubectl exec`` does through the API server; its exit code, and its output unless
+        ``on_stdout``/``on_stderr`` take it as it comes. ``Forbidden`` (exit 4) when you
+        may not exec, ``NotFoundError`` (exit 3) for a missing job or replica."""
+        from dataclasses import replace
+
+        from ant.errors import NotFoundError, ValidationError
+        from ant.jobs.manifest import CONTAINER
+        from ant.kube.stream import exec_command
+
+        found = self.get(job, fresh=True)
+        if not 0 <= replica < found.replicas:
+            raise ValidationError(
+                "--replica", f"{replica} is out of range: {found.name} has 0-{found.replicas - 1}"
+            )
+        pod = f"{found.name}-{replica}"
+        if not any(p.index == replica and p.phase == "Running" for p in found.pods):
+            raise NotFoundError(
+                f"replica {replica} of {found.name} is not running (pod {pod})",
+                hint=f"'ant show {found.name}' says why",
+            )
+        out: list[bytes] = []
+        err: list[bytes] = []
+        result = exec_command(
+            self.kube.transport,
+            self.namespace,
+            pod,
+            list(command),
+            container=CONTAINER,
+            on_stdout=on_stdout or out.append,
+            on_stderr=on_stderr or err.append,
+        )
+        return replace(result, stdout=b"".join(out), stderr=b"".join(err))
 
     # ---- write ----------------------------------------------------------------------
     def restart(

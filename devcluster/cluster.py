@@ -761,6 +761,7 @@ def write_configs(layout: Layout, server: str, ports: dict[str, int]) -> dict[st
     shutil.copyfile(CONFIG_TEMPLATES / "kwok-stages.yaml", layout.config / "kwok-stages.yaml")
     logs = (CONFIG_TEMPLATES / "kwok-logs.yaml").read_text().replace("@LOGS_FILE@", str(logs_file))
     write_private(layout.config / "kwok-logs.yaml", logs, 0o644)
+    shutil.copyfile(CONFIG_TEMPLATES / "kwok-exec.yaml", layout.config / "kwok-exec.yaml")
     return tokens
 
 
@@ -869,6 +870,7 @@ def component_argv(
             f"--kubeconfig={layout.component_kubeconfig('kwok')}",
             f"--config={cfg / 'kwok-stages.yaml'}",
             f"--config={cfg / 'kwok-logs.yaml'}",
+            f"--config={cfg / 'kwok-exec.yaml'}",
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={annotation}",
             # The kubelet endpoint every fake node advertises (InternalIP + daemonEndpoints).

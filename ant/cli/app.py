@@ -35,6 +35,7 @@ COMMANDS = (
     CommandEntry("show", "Show a job: its metadata, every replica and recent events."),
     CommandEntry("queue", "Show the jobs waiting for capacity, in the scheduler's order."),
     CommandEntry("logs", "Print the logs of one replica of a job, or of all of them."),
+    CommandEntry("exec", "Run a command in one replica of a job.", "exec_"),
     CommandEntry("restart", "Restart replicas: delete their pods to have them recreated."),
     CommandEntry("update", "Change a job's pod template; nothing restarts."),
     CommandEntry("rollout", "Replace a job's pods that run an old revision, batch by batch."),

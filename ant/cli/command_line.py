@@ -63,7 +63,7 @@ GLOBAL_OPTIONS = (
 )
 
 # Commands that take the job's command after `--`.
-TAKES_TRAILING_COMMAND = frozenset({"submit", "update"})
+TAKES_TRAILING_COMMAND = frozenset({"submit", "update", "exec"})
 
 # What people coming from Slurm, SkyPilot, XPK or kubectl type, and ant's command for it
 # (docs/cli.md "Coming from other tools"): a one-line hint, exit 2, never a guess that acts.

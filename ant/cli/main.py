@@ -47,7 +47,8 @@ def run(argv: list[str] | None = None, env: Environment | None = None) -> int:
     if trailing and command not in TAKES_TRAILING_COMMAND:
         terminal().error(
             f"unexpected arguments after '--': {' '.join(trailing)} "
-            f"(only {' and '.join(sorted(TAKES_TRAILING_COMMAND))} take a command)"
+            f"(only {', '.join(sorted(TAKES_TRAILING_COMMAND)[:-1])} and "
+            f"{sorted(TAKES_TRAILING_COMMAND)[-1]} take a command)"
         )
         return ExitCode.USAGE
     try:

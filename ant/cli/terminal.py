@@ -174,6 +174,11 @@ class Terminal:
         self.env.stdout.write(text)
         self.env.stdout.flush()
 
+    def raw_stderr(self, text: str) -> None:
+        """Exactly ``text`` on stderr: a command's own error output (``ant exec``)."""
+        self.env.stderr.write(text)
+        self.env.stderr.flush()
+
     def styled(self, text: str, style: str) -> None:
         """A line on stdout, coloured on a TTY."""
         if self.color:

@@ -96,7 +96,7 @@ class Body:
             self._conn.close()
 
 
-class _HTTPSConnection(http.client.HTTPSConnection):
+class HTTPSConnection(http.client.HTTPSConnection):
     """Checks the certificate against ``server_name`` (kubeconfig's tls-server-name)."""
 
     def __init__(self, host: str, port: int | None, server_name: str | None, **kw: Any) -> None:
@@ -213,7 +213,7 @@ class Connections:
                 return self._idle.pop(), True
         if self.https:
             return (
-                _HTTPSConnection(
+                HTTPSConnection(
                     self.host,
                     self.port,
                     self.server_name,
@@ -248,17 +248,21 @@ class Connections:
         cert = self.client_cert()
         context = self._contexts.get(cert)
         if context is None:
-            if self.verify is False:
-                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            else:
-                cafile = self.verify if isinstance(self.verify, str) else None
-                context = ssl.create_default_context(cafile=cafile)
-            if cert is not None:
-                context.load_cert_chain(*cert)
-            self._contexts[cert] = context
+            context = self._contexts[cert] = tls_context(self.verify, cert)
         return context
+
+
+def tls_context(verify: bool | str, cert: ClientCert | None) -> ssl.SSLContext:
+    """TLS as kubeconfig says: the CA (or no verification), the client certificate."""
+    if verify is False:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+    if cert is not None:
+        context.load_cert_chain(*cert)
+    return context
 
 
 def _close_all(connections: list[http.client.HTTPConnection]) -> None:

@@ -134,7 +134,7 @@ def test_double_dash_on_a_command_that_takes_no_command() -> None:
     assert result.code == ExitCode.USAGE
     assert result.err_lines == [
         "ant: error: unexpected arguments after '--': python train.py "
-        "(only submit and update take a command)"
+        "(only exec, submit and update take a command)"
     ]
 
 

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ant.cli.context import App
+from ant.cli.options import JobName
+
+HELP = """Run a command in one replica of a job: ant exec JOB [-r N] -- CMD [ARGS...]
+
+Through the API server, as kubectl exec does (pods/exec over WebSocket); no stdin, no
+terminal. Its output is relayed as it comes and ant exits with its exit code."""
+
+
+def exec_(
+    ctx: typer.Context,
+    job: JobName,
+    replica: Annotated[int, typer.Option("--replica", "-r", help="Replica index.")] = 0,
+) -> int:
+    from ant.errors import UsageError
+
+    app: App = ctx.obj
+    command = app.env.trailing_command
+    if not command:
+        raise UsageError("no command to run", hint=f"ant exec {job} -- CMD [ARGS...]")
+    app.deadline.per_call()  # a command runs as long as it runs
+
+    def out(data: bytes) -> None:
+        app.terminal.raw(data.decode(errors="replace"))  # the command's own bytes
+
+    def err(data: bytes) -> None:
+        app.terminal.raw_stderr(data.decode(errors="replace"))
+
+    result = app.api.exec(job, command, replica=replica, on_stdout=out, on_stderr=err)
+    if result.message:
+        app.terminal.error(result.message)
+    return result.exit_code
