@@ -35,6 +35,7 @@ class Provenance:
     submitted_at: str
     command_line: str
     git: GitInfo | None = None
+    placement: str = ""  # `ant submit --clusters`: "CLUSTER: why" (ant.jobs.placement)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,8 @@ def _annotations(spec: JobSpec, provenance: Provenance) -> dict[str, str]:
     }
     if spec.description:
         annotations[schema.DESCRIPTION] = spec.description
+    if provenance.placement:
+        annotations[schema.PLACEMENT] = provenance.placement
     if provenance.git:
         annotations[schema.GIT_COMMIT] = provenance.git.commit
         annotations[schema.GIT_DIRTY] = "true" if provenance.git.dirty else "false"

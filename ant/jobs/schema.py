@@ -60,6 +60,8 @@ ROLLOUT_LEASE = "ant.dev/rollout-lease"
 MAX_RESTARTS = "ant.dev/max-restarts"  # whole-job (or replica) restarts before Failed
 ON_FAILURE = "ant.dev/on-failure"  # restart-job | restart-replica | fail
 AFTER = "ant.dev/after"  # comma-separated jobs (same namespace) that must succeed first
+# `ant submit --clusters`: the cluster chosen, and why (ant.jobs.placement)
+PLACEMENT = "ant.dev/placement"
 TTL = "ant.dev/ttl"  # seconds a finished job is kept before the controller deletes it
 # Written by the controller, with the StatefulSet's resourceVersion as precondition:
 RESTARTS = "ant.dev/restarts"  # restarts done so far: the current attempt's number

@@ -63,7 +63,7 @@ def jobs(clusters: Clusters) -> Iterator[list[str]]:
     for context in (DEV1, DEV2):
         mine = [n for n in names if clusters.ant("--context", context, "show", n).code == 0]
         if mine:
-            clusters.ant("--context", context, "delete", "--yes", *mine)
+            clusters.ant("--context", context, "delete", "--yes", "--force", *mine)
 
 
 def submit(clusters: Clusters, context: str, name: str) -> None:
@@ -219,3 +219,45 @@ def test_a_silent_cluster_gives_a_partial_answer_within_its_timeout(
     silent_row = next(line for line in table.out.splitlines() if line.startswith("silent"))
     assert "no answer" in silent_row
     assert any(line.startswith(DEV1) and name in line for line in table.out.splitlines())
+
+
+def test_submit_across_clusters_places_the_job_where_its_gang_fits_and_says_so(
+    clusters: Clusters, jobs: list[str]
+) -> None:
+    # As admin, ant sees every pod, so free capacity is known. dev-2 holds only this
+    # module's jobs, which ask for no TPUs: four of them fit there now.
+    order = "admin@dev-2,admin@dev-1"
+    name = unique("mc-placed")
+    jobs.append(name)
+    argv = ["--clusters", order, "submit", "--name", name, "--image", "busybox", "--tpus", "4"]
+    dry = clusters.ant(*argv, "--dry-run", "-o", "json")
+    assert dry.code == 0, dry
+    assert "placing the job in admin@dev-2: the whole gang fits now (4 google.com/tpu of" in dry.err
+    assert clusters.ant("--context", "admin@dev-2", "show", name).code == ExitCode.NOT_FOUND
+
+    submitted = clusters.ant(*argv, "-n", "research", "--", "sleep", "1h")
+    assert submitted.code == 0, submitted
+    shown = clusters.ant("--context", "admin@dev-2", "-n", "research", "show", name, "-o", "json")
+    assert shown.code == 0, shown
+    placement = shown.json()["annotations"]["ant.dev/placement"]
+    assert placement.startswith("admin@dev-2: the whole gang fits now (4 google.com/tpu of")
+    absent = clusters.ant("--context", "admin@dev-1", "-n", "research", "show", name)
+    assert absent.code == ExitCode.NOT_FOUND, absent
+
+    # More than any one cluster has: it fits nowhere, and the reason says so.
+    too_big = clusters.ant(
+        "--clusters",
+        order,
+        "submit",
+        "--name",
+        unique("mc-big"),
+        "--image",
+        "busybox",
+        "--replicas",
+        "9",
+        "--tpus",
+        "4",
+        "--dry-run",
+    )
+    assert too_big.code == 0, too_big
+    assert "it fits in no cluster now that ant can see" in too_big.err

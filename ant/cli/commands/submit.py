@@ -13,6 +13,7 @@ from ant.cli.options import OutputFormat, output_option
 
 if TYPE_CHECKING:
     from ant.jobs.manifest import Manifests, Provenance
+    from ant.jobs.queue import Queue
     from ant.jobs.spec import JobSpec
     from ant.jobs.sweep import Parameter
 
@@ -111,6 +112,7 @@ def submit(
         output_option(OutputFormat.name, OutputFormat.json, OutputFormat.yaml),
     ] = None,
 ) -> None:
+    from ant.cli import clusters as across
     from ant.jobs import data, manifest
     from ant.jobs import spec as jobspec
     from ant.jobs.documents import rfc3339, submitted_job
@@ -158,6 +160,10 @@ def submit(
         parameters = sweeps.parse_parameters(sweep or [])
         sweeps.validate(job, parameters, copies)
 
+    placement = ""
+    if clusters := across.selected(app):  # one of them, chosen by capacity (even dry runs)
+        app, placement = _place(app, clusters, job)
+
     # --dry-run contacts no cluster: the submitter is the local user, marked as such.
     identity = (
         Identity(username=app.env.vars.get("USER", "unknown")) if dry_run else whoami(app.client)
@@ -168,6 +174,7 @@ def submit(
         submitted_at=rfc3339(datetime.now(UTC)),
         command_line=shlex.join(["ant", *app.env.argv]),
         git=manifest.git_info(app.env.cwd),
+        placement=placement,
     )
 
     def unchecked(what: str) -> None:
@@ -199,6 +206,37 @@ def submit(
             f"job/{manifests.name} submitted to {namespace}: {job.replicas} replica(s), "
             f"priority {job.priority}"
         )
+
+
+def _place(app: App, clusters: list[str], job: JobSpec) -> tuple[App, str]:
+    """The app of the cluster the job goes to, and the placement recorded on it: each
+    cluster's queue asked at once (ant.jobs.placement). Said on stderr."""
+    from ant.cache.client import cached_capacity
+    from ant.cli import clusters as across
+    from ant.jobs import placement
+    from ant.jobs.priorities import LEVELS
+    from ant.jobs.queue import get_queue
+
+    wanted = placement.demand(job.replicas, job.resources)
+
+    def queue_of(on: App) -> Queue:
+        return get_queue(
+            on.reader,
+            on.namespace,
+            resources=placement.accelerators(wanted),
+            cached_usage=lambda: cached_capacity(on.reader),
+        )
+
+    answers = across.ask_each(app, clusters, queue_of)
+    for answer in answers:
+        if answer.error is not None:
+            app.terminal.warn(f"cluster {answer.cluster} did not answer: {answer.error}")
+    value = next(level.value for level in LEVELS if level.priority == job.priority)
+    chosen = placement.place(clusters, {a.cluster: a.value for a in answers}, wanted, value)
+    app.terminal.info(f"placing the job in {chosen.cluster}: {chosen.reason}")
+    return app.for_cluster(
+        chosen.cluster, app.deadline_seconds
+    ), f"{chosen.cluster}: {chosen.reason}"
 
 
 def _submit_sweep(
