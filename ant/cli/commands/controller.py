@@ -91,6 +91,9 @@ def run(
     logger = logging.getLogger("ant")
     logger.handlers[:] = [handler]
     logger.setLevel(logging.DEBUG if app.options.verbose > 1 else logging.INFO)
+    # Every request is an INFO line of the transport (for `-v`): here, only with -vv.
+    quiet = app.options.verbose < 2
+    logging.getLogger("ant.kube.transport").setLevel(logging.WARNING if quiet else logging.DEBUG)
 
     kubeconfig = app.kubeconfig
     # Watches hold their connection for minutes; writes and reviews answer within seconds.
