@@ -198,6 +198,8 @@ def main(argv: list[str]) -> int:
                 *sweep_flags(args.jobs),
                 "-o",
                 "name",
+                "--deadline",
+                f"{int(args.timeout)}s",  # 1,000 creates on a loaded machine take minutes
                 verbose=False,
             )
             names = submitted["stdout"].split()

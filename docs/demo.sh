@@ -22,3 +22,15 @@ step ant logs "$job" --all --tail 1
 step ant restart "$job" --replica 2 --wait
 step ant list -o json
 step ant delete "$job" --yes --wait
+
+# Jobs that end (docs/controller.md): the dev cluster's kwok makes these containers exit 0
+# after 3 s (a test-only pod annotation); the controller records it and scales to 0.
+spec=$(mktemp)
+trap 'rm -f "$spec"' EXIT
+printf 'podTemplate: {metadata: {annotations: {ant.dev/test-exit: "0@3"}}}\n' >"$spec"
+step ant submit "$spec" --name "$job-eval" --image ghcr.io/lab/eval:1.0 --replicas 2 \
+  --ttl 10m -- python eval.py
+step ant wait "$job-eval" --for succeeded --timeout 2m
+step ant list --status succeeded
+step ant show "$job-eval"
+step ant delete "$job-eval" --yes
