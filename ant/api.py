@@ -223,6 +223,45 @@ class Client:
             if close is not None:
                 close()
 
+    def wait_until(
+        self,
+        jobs: Sequence[JobRef],
+        until: str = "finished",
+        *,
+        timeout: float | None = None,
+        any_: bool = False,
+    ) -> dict[str, str]:
+        """Until the jobs are ``running``, ``finished`` or ``succeeded`` (one of them, with
+        ``any_``): one list and one watch (``ant.jobs.waiting``). Raises ``JobFailed`` when
+        a job failed or can never get there, ``WaitTimeout`` after ``timeout`` seconds."""
+        from ant.jobs.waiting import Condition
+        from ant.jobs.waiting import wait as wait_for
+
+        names = list(dict.fromkeys(j if isinstance(j, str) else j.name for j in jobs))
+        verdicts = wait_for(
+            self.reader,
+            self.kube,
+            self.namespace,
+            names,
+            Condition(until),
+            timeout=timeout,
+            any_=any_,
+        )
+        return {name: verdict.value for name, verdict in verdicts.items()}
+
+    def with_pods(self, job: JobRef) -> Job:
+        """The job, fresh, refusing one that ended: the controller scaled it to 0, so its
+        pods (and their logs) are gone."""
+        from ant.errors import NotFoundError
+
+        found = self.get(job, fresh=True)
+        if found.status.finished:
+            raise NotFoundError(
+                f"job {found.name} is {found.status.value}: its pods, and their logs, are gone",
+                hint=f"'ant show {found.name}' has its exit codes",
+            )
+        return found
+
     def log_bytes(
         self, job: JobRef, replica: int = 0, options: LogOptions | None = None
     ) -> Iterator[bytes]:
@@ -230,7 +269,7 @@ class Client:
         from ant.errors import ValidationError
         from ant.jobs.lifecycle import LogOptions, pod_logs
 
-        found = self.get(job, fresh=True)
+        found = self.with_pods(job)
         if not 0 <= replica < found.replicas:
             raise ValidationError(
                 "--replica", f"{replica} is out of range: {found.name} has 0-{found.replicas - 1}"

@@ -190,6 +190,9 @@ def test_a_failing_replica_restarts_the_whole_job_then_fails_it_naming_the_repli
     assert {e["replica"]: e["exitCode"] for e in record["exits"]}[2] == 3
     assert record["restarts"] == 1
     wait_for("its pods to go (scaled to 0)", lambda: not uids(ant, job), 60)
+    logs = ant("logs", job, "--previous")
+    assert logs.code == ExitCode.NOT_FOUND
+    assert f"job {job} is Failed: its pods, and their logs, are gone" in logs.err
     assert annotations(ant, job)["ant.dev/failed-replica"] == "2"
     assert [
         j["name"] for j in ant.ok("list", "--status", "Failed", "-o", "json").json()["items"]

@@ -55,7 +55,7 @@ def logs(
             app.terminal.raw(line.decode(errors="replace"))  # the container's own bytes
         return
 
-    found = app.api.get(job, fresh=True)
+    found = app.api.with_pods(job)
     pods = [(i, f"{job}-{i}") for i in range(found.replicas)]
     for index, item in lifecycle.all_logs(app.client, app.namespace, pods, options):
         prefix = f"[{job}-{index}]"

@@ -36,7 +36,6 @@ def wait(
     from ant.errors import UsageError, ValidationError
     from ant.jobs.spec import parse_duration
     from ant.jobs.waiting import Condition, Verdict
-    from ant.jobs.waiting import wait as wait_for
 
     app: App = ctx.obj
     if not jobs:
@@ -48,16 +47,13 @@ def wait(
         known = ", ".join(c.value for c in Condition)
         raise ValidationError("--for", f"unknown condition {for_!r}", hint=f"use {known}") from e
     seconds = parse_duration(timeout, "--timeout") if timeout is not None else None
-    names = list(dict.fromkeys(jobs))
     if seconds is None:
         app.deadline.per_call()  # waits as long as it takes: each call gets the deadline
     else:
         app.deadline.extend(seconds)
     if condition is not Condition.RUNNING:
         app.warn_without_controller()
-    verdicts = wait_for(
-        app.reader, app.client, app.namespace, names, condition, timeout=seconds, any_=any_
-    )
+    verdicts = app.api.wait_until(jobs, condition.value, timeout=seconds, any_=any_)
     for name, verdict in verdicts.items():
-        if verdict is Verdict.HOLDS:
+        if verdict == Verdict.HOLDS:
             app.terminal.line(f"job/{name} {condition.value}")
