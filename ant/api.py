@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ant.jobs.lifecycle import Event, LogOptions
     from ant.jobs.manifest import Manifests
     from ant.jobs.rollout import RolloutResult
+    from ant.jobs.scope import Across
     from ant.jobs.spec import JobSpec
     from ant.kube.client import Client as KubeClient
     from ant.kube.stream import ExecResult
@@ -64,6 +65,7 @@ class Client:
         self.kube: KubeClient = KubeClient(Transport.from_kubeconfig(kc))
         self.reader: KubeClient = self.kube
         self._identity: Callable[[], Identity] = self.whoami
+        self._named: Callable[[], Sequence[str]] = lambda: config.context_namespaces(kc)
 
     @classmethod
     def over(
@@ -73,13 +75,16 @@ class Client:
         *,
         reader: KubeClient | None = None,
         identity: Callable[[], Identity] | None = None,
+        named: Callable[[], Sequence[str]] = list,
     ) -> Client:
         """A Client over an existing connection (the CLI's: its deadline, cache, logging);
         ``reader`` serves reads that may come from a cache; ``identity`` says who the
-        user is for reads (the CLI remembers it briefly)."""
+        user is for reads (the CLI remembers it briefly); ``named``: the namespaces the
+        user names (kubeconfig's contexts), for ``list(all_namespaces=True)``."""
         client = cls.__new__(cls)
         client.kube, client.reader, client.namespace = kube, reader or kube, namespace
         client._identity = identity or client.whoami
+        client._named = named
         return client
 
     def whoami(self) -> Identity:
@@ -163,25 +168,42 @@ class Client:
         all_namespaces: bool = False,
         replicas: bool = True,
         preemptions: bool = False,
+        on_across: Callable[[Across[builtins.list[Job]]], None] | None = None,
     ) -> list[Job]:
         """Jobs sorted by namespace and name: yours in the namespace, unless told otherwise
         (``user``: a username; ``selector``: a label selector). ``replicas=False`` skips
         the pods when the StatefulSets alone tell the status (one request, no ``pods``);
-        ``preemptions`` counts each job's preemptions from the events."""
+        ``preemptions`` counts each job's preemptions from the events.
+
+        ``all_namespaces``: every namespace you may list jobs in. When the cluster-wide
+        list is refused, each namespace is read (all of them if you may list namespaces,
+        else your kubeconfig's), concurrently; ``on_across`` then hears which were read
+        and which skipped (``ant.jobs.scope.Across``)."""
         from ant.jobs.identity import user_label
         from ant.jobs.lifecycle import list_jobs
+        from ant.jobs.scope import across
 
         if all_users and user:
             raise UsageError("all_users and user contradict each other")
         owner = user_label(user) if user else None if all_users else self._identity().label
-        jobs = list_jobs(
-            self.kube,
-            None if all_namespaces else self.namespace,
-            user_label=owner,
-            selector=selector,
-            track_preemptions=preemptions,
-            summary_only=not replicas,
-        )
+
+        def read(namespace: str | None) -> builtins.list[Job]:
+            return list_jobs(
+                self.kube,
+                namespace,
+                user_label=owner,
+                selector=selector,
+                track_preemptions=preemptions,
+                summary_only=not replicas,
+            )
+
+        if not all_namespaces:
+            jobs = read(self.namespace)
+        else:
+            found = across(self.kube, read, self._named)
+            if on_across is not None and not found.everywhere:
+                on_across(found)
+            jobs = [j for scope in found.results.values() for j in scope]
         return sorted(jobs, key=lambda j: (j.namespace, j.name))
 
     def get(self, job: JobRef, *, fresh: bool = False, template: bool = False) -> Job:

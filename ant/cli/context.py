@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +72,21 @@ class App:
         namespace = self.kubeconfig.namespace
         validate_namespace(namespace, f"the namespace of context {self.kubeconfig.context}")
         return namespace
+
+    def named_namespaces(self) -> list[str]:
+        """The namespaces the user names for this cluster (kubeconfig's contexts): where
+        ``-A`` looks when the API server will not list namespaces."""
+        from ant.kube.config import context_namespaces
+
+        return context_namespaces(self.kubeconfig)
+
+    def skipped(self, namespaces: Sequence[str], what: str) -> None:
+        """One line on stderr: the namespaces a read across namespaces could not read."""
+        if namespaces:
+            shown = ", ".join(namespaces[:10]) + (", ..." if len(namespaces) > 10 else "")
+            self.terminal.info(
+                f"skipped {len(namespaces)} namespace(s) where you may not {what}: {shown}"
+            )
 
     @property
     def offline_namespace(self) -> str:
@@ -165,7 +180,13 @@ class App:
         """The Python API (ant.api) over this command's connections: the layer commands call."""
         from ant.api import Client as Api
 
-        return Api.over(self.client, self.namespace, reader=self.reader, identity=self.identity)
+        return Api.over(
+            self.client,
+            self.namespace,
+            reader=self.reader,
+            identity=self.identity,
+            named=self.named_namespaces,
+        )
 
     def warn_without_controller(self) -> None:
         """Say once, on stderr, when no ant controller runs: jobs then never end."""

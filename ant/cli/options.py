@@ -43,7 +43,9 @@ def _check_choice(
 # Whose jobs, and where: the same three options on every command that reads many jobs.
 AllUsers = Annotated[bool, typer.Option("--all-users", help="Everyone's jobs.")]
 User = Annotated[str | None, typer.Option("--user", help="This user's jobs.")]
-AllNamespaces = Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")]
+AllNamespaces = Annotated[
+    bool, typer.Option("--all-namespaces", "-A", help="Every namespace you may read.")
+]
 # Commands that change a job act on the caller's own unless forced (ant.jobs.ownership).
 Force = Annotated[bool, typer.Option("--force", help="Act on another user's job too.")]
 

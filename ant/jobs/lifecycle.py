@@ -368,13 +368,14 @@ def _event(e: Any) -> Event:
 
 @contextmanager
 def watch_changes(
-    client: Client, namespace: str | None, label_selector: str
+    client: Client, namespaces: Sequence[str | None], label_selector: str
 ) -> Iterator[threading.Event]:
-    """An Event set whenever a matching StatefulSet or pod changes (for ``list --watch``)."""
+    """An Event set whenever a matching StatefulSet or pod changes in any of ``namespaces``
+    (None: all of them at once; for ``list --watch``)."""
     changed = threading.Event()
     stop = threading.Event()
 
-    def watch(resource: Any) -> None:
+    def watch(resource: Any, namespace: str | None) -> None:
         while not stop.is_set():
             try:
                 for _ in follow(
@@ -384,8 +385,9 @@ def watch_changes(
             except (Gone, AntError):
                 stop.wait(1.0)  # start again from now; the caller re-lists anyway
 
-    for resource in (r.STATEFULSETS, r.PODS):
-        threading.Thread(target=watch, args=(resource,), daemon=True).start()
+    for namespace in namespaces:
+        for resource in (r.STATEFULSETS, r.PODS):
+            threading.Thread(target=watch, args=(resource, namespace), daemon=True).start()
     try:
         yield changed
     finally:

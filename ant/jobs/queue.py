@@ -56,6 +56,7 @@ from ant.jobs.capacity import (
 )
 from ant.jobs.documents import rfc3339
 from ant.jobs.model import Job, JobStatus, jobs_from, parse_time
+from ant.jobs.scope import across
 from ant.kube import resources as r
 from ant.kube.client import Client
 
@@ -102,6 +103,7 @@ class Queue:
     capacity: tuple[Capacity, ...] = ()
     nodes_visible: bool = True  # False: listing nodes was forbidden, capacity unknown
     usage: Usage = field(default_factory=lambda: Usage(""))  # the cluster's, for free capacity
+    skipped: tuple[str, ...] = ()  # -A: namespaces the user may not read
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -114,44 +116,81 @@ def get_queue(
     resources: Sequence[str] = (),
     track_preemptions: bool = False,
     cached_usage: Callable[[], Sequence[NodeUsage] | None] | None = None,
+    named: Callable[[], Sequence[str]] = list,
 ) -> Queue:
     """The waiting jobs in ``namespace`` (None: all), optionally only one user's.
 
     ``track_preemptions``: also list the Preempted events, to count preemptions (in memory).
     Free capacity is the cluster's (``ant.jobs.capacity``): in a namespace, one more list
     of every pod that holds resources, if the user may; else ``cached_usage`` (the ant
-    cache's node totals), else unknown.
+    cache's node totals), else unknown. All namespaces: cluster-wide lists, or when those
+    are forbidden, those of every namespace the user may read (``ant.jobs.scope``; the
+    candidates ``named`` when namespaces cannot be listed either).
     """
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        statefulsets = pool.submit(
-            client.list, r.STATEFULSETS, namespace, label_selector=schema.mine_selector()
-        )
-        pods = pool.submit(client.list, r.PODS, namespace, field_selector=LIVE_PODS)
+    with ThreadPoolExecutor(max_workers=4) as pool:
         nodes = pool.submit(_optional_list, client, r.NODES)
         classes = pool.submit(_optional_list, client, r.PRIORITY_CLASSES)
-        events = pool.submit(preemption_events, client, namespace) if track_preemptions else None
-        # With -A the pods in scope are the cluster's already.
+        # With -A the pods in scope are the cluster's already, when they can be listed.
         everywhere = pool.submit(holding_pods, client) if namespace is not None else None
-        pod_items = pods.result().items
-        ant_pods = [p for p in pod_items if _is_ant_pod(p)]
-        jobs = jobs_from(statefulsets.result().items, ant_pods)
-        if events is not None:
-            jobs = tally_preemptions(jobs, events.result(), ant_pods)
+        if namespace is None:
+            found = across(client, lambda ns: _lists(client, ns, track_preemptions), named)
+            scope = ScopeLists.merge(found.results.values())
+            skipped = found.skipped
+        else:
+            scope, skipped = _lists(client, namespace, track_preemptions), ()
+        ant_pods = [p for p in scope.pods if _is_ant_pod(p)]
+        jobs = jobs_from(scope.statefulsets, ant_pods)
+        if track_preemptions:
+            jobs = tally_preemptions(jobs, scope.events, ant_pods)
         node_items = nodes.result()
-        cluster_pods = everywhere.result() if everywhere is not None else pod_items
+        if everywhere is not None:
+            cluster_pods = everywhere.result()
+        else:
+            cluster_pods = scope.pods if found.everywhere else None
         queue = build_queue(
-            statefulsets.result().items,
+            scope.statefulsets,
             jobs,
-            pod_items,
+            scope.pods,
             node_items or [],
             classes.result() or [],
             namespace=namespace,
             resources=resources,
             usage=cluster_usage(node_items, cluster_pods, cached_usage),
         )
-    if node_items is None:
-        queue = replace(queue, nodes_visible=False)
+    queue = replace(queue, skipped=skipped, nodes_visible=node_items is not None)
     return only_user(queue, user_label) if user_label else queue
+
+
+@dataclass(frozen=True)
+class ScopeLists:
+    """What the queue reads of one scope (a namespace, or all at once)."""
+
+    statefulsets: list[Any]
+    pods: list[Any]  # not finished
+    events: list[Any]  # Preempted, when asked for
+
+    @staticmethod
+    def merge(scopes: Iterable[ScopeLists]) -> ScopeLists:
+        merged = ScopeLists([], [], [])
+        for s in scopes:
+            merged.statefulsets.extend(s.statefulsets)
+            merged.pods.extend(s.pods)
+            merged.events.extend(s.events)
+        return merged
+
+
+def _lists(client: Client, namespace: str | None, track_preemptions: bool) -> ScopeLists:
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        statefulsets = pool.submit(
+            client.list, r.STATEFULSETS, namespace, label_selector=schema.mine_selector()
+        )
+        pods = pool.submit(client.list, r.PODS, namespace, field_selector=LIVE_PODS)
+        events = pool.submit(preemption_events, client, namespace) if track_preemptions else None
+        return ScopeLists(
+            list(statefulsets.result().items),
+            list(pods.result().items),
+            events.result() if events is not None else [],
+        )
 
 
 def only_user(queue: Queue, user_label: str) -> Queue:

@@ -243,6 +243,18 @@ def _resolve(docs: tuple[Mapping[str, Any], ...], wanted: str | None, source: st
     )
 
 
+def context_namespaces(kc: KubeConfig) -> list[str]:
+    """The namespaces kubeconfig's contexts name for the cluster ``kc`` talks to (its own
+    first): where its user is likely to work, when the API server will not list them."""
+    clusters = _named(kc.raw, "clusters")
+    found = [kc.namespace]
+    for ctx, _ in _named(kc.raw, "contexts").values():
+        cluster, _dir = clusters.get(str(ctx.get("cluster", "")), ({}, ""))
+        if cluster.get("server", "").rstrip("/") == kc.cluster.server.rstrip("/"):
+            found.append(str(ctx.get("namespace") or "default"))
+    return list(dict.fromkeys(found))
+
+
 def _path(value: str | None, base: str) -> str | None:
     if not value:
         return None

@@ -253,3 +253,46 @@ def test_free_capacity_is_the_clusters_or_ant_says_it_does_not_know(
         text,
         re.M,
     ), text
+
+
+# ---- 4. -A for a researcher ------------------------------------------------------------------
+def test_all_namespaces_for_a_researcher_lists_where_they_may_and_says_what_it_skipped(
+    ant: Ant,
+) -> None:
+    here, queued, private = unique("here"), unique("queued"), unique("private")
+    ant.submit(here, user="alice")
+    ant.submit(queued, user="alice", namespace="queued")
+    ant.submit(private, user="bob", namespace="bob-private")
+
+    listed = ant.ok("list", "-A", "--all-users", "-o", "json")
+    names = {(i["namespace"], i["name"]) for i in listed.json()["items"]}
+    assert {("research", here), ("queued", queued)} <= names
+    assert not any(name == private for _, name in names)
+    (skipped,) = [line for line in listed.err_lines if line.startswith("skipped ")]
+    assert skipped.startswith("skipped ")
+    assert "namespace(s) where you may not list jobs: " in skipped
+    assert "bob-private" in skipped.split(": ", 1)[1].split(", ")
+
+    # Her own jobs by default, with the NAMESPACE column.
+    table = ant.ok("list", "-A").out.splitlines()
+    assert table[0].split()[:2] == ["NAMESPACE", "NAME"]
+    assert {tuple(line.split()[:2]) for line in table[1:]} >= {
+        ("research", here),
+        ("queued", queued),
+    }
+    # bob may read bob-private: his -A includes it.
+    bobs = ant.ok("list", "-A", "--all-users", "-o", "name", user="bob").out.split()
+    assert private in bobs
+
+    # The queue too.
+    waiting = ant.ok("queue", "-A", "--all-users", "-o", "json")
+    assert waiting.json()["namespace"] is None
+    assert any("bob-private" in line for line in waiting.err_lines if line.startswith("skipped"))
+
+    # carol may not list namespaces: the namespaces of the kubeconfig's contexts are tried.
+    carols = ant("list", "-A", "--all-users", "-o", "name", user="carol-cert")
+    assert carols.code == 0, str(carols)
+    assert here in carols.out.split()
+    assert carols.err_lines == ["skipped 1 namespace(s) where you may not list jobs: default"], (
+        carols.err
+    )

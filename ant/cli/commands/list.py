@@ -12,6 +12,7 @@ from ant.cli.options import AllNamespaces, AllUsers, OutputFormat, User, output_
 
 if TYPE_CHECKING:
     from ant.jobs.model import Job
+    from ant.jobs.scope import Across
 
 HELP = """List jobs: yours in the current namespace, unless told otherwise.
 
@@ -90,6 +91,7 @@ def list_jobs(
                 all_namespaces=namespace is None,
                 replicas=output is OutputFormat.wide,
                 preemptions=output not in (OutputFormat.table, OutputFormat.name),
+                on_across=lambda found: _read_across(app, found, scopes),
             )
         return [
             j
@@ -120,6 +122,7 @@ def list_jobs(
                 unanswered=unanswered,
             )
 
+    scopes: list[str | None] = []  # -A: the namespaces read (what --watch watches)
     clusters = across.selected(app)
     if clusters:
         _across(app, clusters, watch, fetch, lambda js, no: render(_in_order(bool(sweep), js), no))
@@ -132,14 +135,23 @@ def list_jobs(
     app.deadline.per_call()  # runs until stopped: each call gets the whole deadline
     if mine and owner is None:
         owner = app.identity().label
-    namespace = None if all_namespaces else app.namespace
+    jobs = _in_order(bool(sweep), fetch(app))  # first: with -A it finds where to watch
+    render(jobs)
     _watch(
         app,
-        namespace,
+        scopes or [None if all_namespaces else app.namespace],
         mine_selector(owner, selector),
         lambda: _in_order(bool(sweep), fetch(app)),
         render,
     )
+
+
+def _read_across(app: App, found: Across[list[Job]], scopes: list[str | None]) -> None:
+    """-A where the cluster-wide list was refused: say once which namespaces were skipped;
+    remember those read, for --watch."""
+    if not scopes:
+        app.skipped(found.skipped, "list jobs")
+    scopes[:] = list(found.results)
 
 
 def _in_order(by_sweep: bool, jobs: list[Job]) -> list[Job]:
@@ -179,18 +191,25 @@ def _from_cache(
     statuses: set[str],
     view: str,
 ) -> list[Job] | None:
-    """The rows from the ant cache's job endpoint (one request), if reads go through one."""
+    """The rows from the ant cache's job endpoint (one request), if reads go through one.
+    All namespaces, refused: None, and the API path reads those the user may."""
     from ant.cache.client import cached_jobs
+    from ant.errors import Forbidden
 
-    return cached_jobs(
-        app.reader,
-        namespace,
-        user_label=owner,
-        mine=mine,
-        selector=selector,
-        statuses=statuses,
-        view=view,
-    )
+    try:
+        return cached_jobs(
+            app.reader,
+            namespace,
+            user_label=owner,
+            mine=mine,
+            selector=selector,
+            statuses=statuses,
+            view=view,
+        )
+    except Forbidden:
+        if namespace is not None:
+            raise
+        return None
 
 
 def _statuses(text: str | None) -> set[str]:
@@ -213,22 +232,23 @@ def _statuses(text: str | None) -> set[str]:
 
 def _watch(
     app: App,
-    namespace: str | None,
+    scopes: list[str | None],
     selector: str,
     fetch: Callable[[], list[Job]],
     render: Callable[[list[Job]], None],
 ) -> None:
-    """Redraw whenever ant's StatefulSets or pods change: a watch on each, not polling."""
+    """Redraw whenever ant's StatefulSets or pods change in ``scopes`` (namespaces; None:
+    all at once): a watch on each, not polling. The first drawing is the caller's."""
     import time
 
     from ant.jobs.lifecycle import watch_changes
 
-    with watch_changes(app.client, namespace, selector) as changed:
+    with watch_changes(app.client, scopes, selector) as changed:
         while True:
+            changed.wait()
+            time.sleep(0.3)  # coalesce a burst of events into one redraw
+            changed.clear()
             jobs = fetch()
             if app.terminal.interactive:
                 app.terminal.raw("\x1b[2J\x1b[H")  # clear the screen: ant's own escape
             render(jobs)
-            changed.wait()
-            time.sleep(0.3)  # coalesce a burst of events into one redraw
-            changed.clear()

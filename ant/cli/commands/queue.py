@@ -54,14 +54,17 @@ def queue(
         json and yaml show the preemption count, so only they list the Preempted events."""
         namespace = None if all_namespaces else app.namespace
         owner = None if all_users else (user_label(user) if user else app.identity().label)
-        return get_queue(
+        found = get_queue(
             app.reader,
             namespace,
             user_label=owner,
             resources=resource or (),
             track_preemptions=output is not OutputFormat.table,
             cached_usage=lambda: cached_capacity(app.reader),
+            named=app.named_namespaces,
         )
+        app.skipped(found.skipped, "list jobs and pods")
+        return found
 
     clusters = across.selected(app)
     if clusters:
