@@ -87,6 +87,10 @@ class Body:
             raise WireError("timeout", "read timed out", sent=True) from e
         except (OSError, http.client.HTTPException, zlib.error) as e:
             raise WireError("broken", reason(e), sent=True) from e
+        # read1 leaves a Content-Length body it has read to the end open (it closes only a
+        # chunked one): closed here, or the connection refuses its next request
+        # (ResponseNotReady 'Request-sent') once back in the pool.
+        self._resp.close()
         self._ended = True
 
     def close(self) -> None:

@@ -89,6 +89,25 @@ def test_a_streamed_gzip_list_is_decoded_while_it_arrives(server: ScriptedServer
     assert t._session is None
 
 
+def test_a_streamed_list_with_a_content_length_leaves_its_connection_reusable(
+    server: ScriptedServer,
+) -> None:
+    """A body read to its end by length (not chunked) is closed before its connection goes
+    back to the pool: the next request on it is answered (it was refused, 'Request-sent')."""
+    from ant.kube import codec
+    from ant.kube.client import Client
+    from ant.kube.resources import STATEFULSETS
+    from tests.unit.test_liststream import BODY
+
+    server.replies += [respond(200, BODY, codec.PROTOBUF), respond(200, b"{}")]
+    t = test_transport.transport(server, [])
+    assert len(list(Client(t).list_each(STATEFULSETS, "research"))) > 0
+    assert t.connections is not None
+    assert len(t.connections._idle) == 1
+    assert t.request("GET", "/b").status == 200
+    assert [s.path for s in server.seen][-1] == "/b"
+
+
 def test_an_idle_connection_the_server_closed_is_replaced(server: ScriptedServer) -> None:
     server.replies += [respond(200, b"{}", Connection="keep-alive"), respond(201, b"{}")]
     t = test_transport.transport(server, [])
