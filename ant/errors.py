@@ -8,6 +8,7 @@ job changed under a rollout) are the classes beside it, never a made-up ``Status
     AntError ............................ 1  ERROR
     ├── UsageError ...................... 2  USAGE        bad flags, spec files, names
     │   └── ValidationError ............. 2  USAGE        a value fails a rule (names the field)
+    │   └── GangUnavailable ............. 2  USAGE        the cluster stopped serving a gang engine
     ├── ConfigError ..................... 2  USAGE        kubeconfig / context / credentials setup
     ├── NotFoundError ................... 3  NOT_FOUND    a job or object ant looked for is absent
     ├── ConflictError ................... 5  CONFLICT     a write clashes with what is there
@@ -93,6 +94,10 @@ class ValidationError(UsageError):
     def __init__(self, field: str, message: str, *, hint: str | None = None) -> None:
         super().__init__(f"{field}: {message}", hint=hint)
         self.field = field
+
+
+class GangUnavailable(UsageError):
+    """The cluster no longer serves the gang engine ant remembered it serving."""
 
 
 class ConfigError(AntError):

@@ -422,6 +422,7 @@ def job_from_row(row: Any, *, full: bool) -> Job:
         update_revision="",
         current_revision="",
         preemptions=row.preemptions,
+        gang=row.gang,
         node_count=row.nodes,
         **from_metadata(labels, annotations),
     )

@@ -113,6 +113,7 @@ def encode(rows: Rows, view: str) -> bytes:
             created_at=int(j.created_at.timestamp()) if j.created_at else 0,
             nodes=j.nodes,
             preemptions=j.preemptions,
+            gang=j.gang,
         )
         if full:
             row.labels.update(rows.labels.get((j.namespace, j.name), {}))

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ant.jobs.ownership import Owner
     from ant.kube.client import Client
     from ant.kube.config import KubeConfig
+    from ant.kube.discovery import Discovery
 
 
 DEFAULT_DEADLINE = 60  # seconds: docs/cli.md and --deadline's help say so
@@ -155,6 +156,17 @@ class App:
         return ownership.check(
             job, self.namespace, owner, me, force=force, flag="--force", probe=probe
         )
+
+    @cached_property
+    def discovery(self) -> Discovery:
+        """What the cluster serves, remembered in ~/.cache/ant/discovery.json."""
+        from pathlib import Path
+
+        from ant.kube.discovery import Discovery
+
+        vars = self.env.vars
+        base = vars.get("XDG_CACHE_HOME") or str(Path(vars.get("HOME") or Path.home()) / ".cache")
+        return Discovery(self.client, Path(base) / "ant" / "discovery.json")
 
     @cached_property
     def reader(self) -> Client:

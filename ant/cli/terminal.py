@@ -31,6 +31,7 @@ STATUS_STYLES = {
     "Running": "green",
     "Pending": "yellow",
     "Partial": "yellow",
+    "Queued": "cyan",
     "Updating": "cyan",
     "Degraded": "red",
     "Terminating": "dim",

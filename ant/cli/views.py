@@ -11,6 +11,7 @@ from ant.cli.terminal import STATUS_STYLES, Column, Terminal, visible
 from ant.jobs.documents import rfc3339, submitted_at
 
 if TYPE_CHECKING:
+    from ant.jobs.admission import Admission
     from ant.jobs.capacity import Capacity, Usage
     from ant.jobs.lifecycle import Event
     from ant.jobs.model import Job
@@ -71,7 +72,9 @@ def render_job_table(
     terminal.table(columns, rows)
 
 
-def render_job_details(terminal: Terminal, job: Job, events: Sequence[Event]) -> None:
+def render_job_details(
+    terminal: Terminal, job: Job, events: Sequence[Event], admitted: Admission | None = None
+) -> None:
     now = datetime.now(UTC)
     fields = [
         ("Name", job.name),
@@ -85,6 +88,8 @@ def render_job_details(terminal: Terminal, job: Job, events: Sequence[Event]) ->
     ]
     if job.cluster:
         fields.insert(0, ("Cluster", job.cluster))
+    if job.gang:
+        fields.append(("Gang", _gang(job, admitted, now)))
     if job.preemptions:
         last = job.last_preempted_at
         when = f", last at {_timestamp(last)} ({age(last, now)} ago)" if last else ""
@@ -183,6 +188,18 @@ def _ending_fields(job: Job, now: datetime) -> list[tuple[str, str]]:
     return fields
 
 
+def _gang(job: Job, a: Admission | None, now: datetime) -> str:
+    """The Gang line of ``ant show``: the engine, and when it admitted the job or why not."""
+    if a is None:
+        return f"{job.gang} (its state cannot be read)"
+    where = f", queue {a.queue}" if a.queue else ""
+    where += f" (ClusterQueue {a.cluster_queue})" if a.cluster_queue else ""
+    if a.admitted:
+        return f"{a.engine.value}{where}, admitted {_timestamp(a.at)} ({age(a.at, now)} ago)"
+    position = f", position {a.position}" if a.position else ""
+    return f"{a.engine.value}{where}{position}, waiting: {_one_line(a.reason, 200)}"
+
+
 def _timestamp(t: datetime | None) -> str:
     return rfc3339(t) if t else "-"
 
@@ -279,7 +296,7 @@ def _free_line(c: Capacity, usage: Usage, scope: str) -> str:
 
 
 # ---- ant queue ---------------------------------------------------------------------------
-QUEUE_STATUS_STYLES = {"Pending": "yellow", "Partial": "bold red"}
+QUEUE_STATUS_STYLES = {"Pending": "yellow", "Partial": "bold red", "Queued": "cyan"}
 
 
 def _quantity(value: Fraction) -> str:
@@ -305,17 +322,19 @@ def render_queue(terminal: Terminal, queue: Queue, *, wide: bool) -> None:
             columns.insert(1, Column("NAMESPACE"))
         if wide:
             columns += [Column("SUBMITTED"), Column("PREEMPTED", justify="right")]
+            columns.append(Column("KUEUE #", justify="right"))
         columns.append(Column("REASON"))
         rows = []
         for w in queue.items:
             row = [str(w.position), w.job.name, w.job.user_full or w.job.user]
-            row += [w.job.priority or str(w.priority_value), "Partial" if w.partial else "Pending"]
+            row += [w.job.priority or str(w.priority_value), w.status]
             row += [f"{w.pending}/{w.replicas}", _requests(w, resources)]
             row.append(age(w.waiting_since, now))
             if namespaces:
                 row.insert(1, w.job.namespace)
             if wide:
                 row += [submitted_at(w.job) or "-", _preempted(w.job, now)]
+                row.append(str(w.kueue_position) if w.kueue_position else "-")
             if wide:
                 full = f"{w.reason}: {w.message}" if w.message else w.reason
                 row.append(" ".join(full.split()) or "-")
@@ -338,6 +357,12 @@ def render_queue(terminal: Terminal, queue: Queue, *, wide: bool) -> None:
             f"by pending pods {_quantity(c.pending)} (pods in {scope})"
         )
         terminal.line(_free_line(c, queue.usage, scope))
+    for q in queue.quotas:
+        terminal.line(
+            f"Kueue ClusterQueue {q.cluster_queue}, flavor {q.flavor}: {q.resource} "
+            f"{_quantity(q.reserved)} of {_quantity(q.nominal)} reserved, "
+            f"{_quantity(q.free)} free"
+        )
     partial = [w for w in queue.items if w.partial]
     for c in queue.capacity:
         holders = [w for w in partial if w.held(c.resource)]

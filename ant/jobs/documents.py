@@ -16,8 +16,10 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
+    from ant.jobs.admission import Admission
     from ant.jobs.capacity import Capacity, NodeUsage
     from ant.jobs.identity import Identity
+    from ant.jobs.kueue import Quota
     from ant.jobs.lifecycle import Event
     from ant.jobs.model import Job
     from ant.jobs.queue import Queue
@@ -65,6 +67,7 @@ def job_item(job: Job) -> dict[str, Any]:
         "preemptions": job.preemptions,
         "lastPreemptedAt": rfc3339(job.last_preempted_at),
         **job_ending(job),
+        "gang": job.gang or None,
         **({"cluster": job.cluster} if job.cluster else {}),
     }
 
@@ -100,10 +103,14 @@ def submitted_job(job: Job) -> dict[str, Any]:
     return {"apiVersion": API_VERSION, "kind": "Job", **job_item(job)}
 
 
-def job_details(job: Job, events: Sequence[Event]) -> dict[str, Any]:
-    """``ant show -o json``: a JobList item plus revisions, annotations, pods and events."""
+def job_details(
+    job: Job, events: Sequence[Event], admitted: Admission | None = None
+) -> dict[str, Any]:
+    """``ant show -o json``: a JobList item plus revisions, annotations, pods and events,
+    and how its gang was admitted."""
     return {
         **submitted_job(job),
+        "admission": _admission(admitted) if admitted else None,
         "updateRevision": job.update_revision,
         "currentRevision": job.current_revision,
         "annotations": dict(job.annotations),
@@ -136,6 +143,18 @@ def job_details(job: Job, events: Sequence[Event]) -> dict[str, Any]:
             }
             for e in events
         ],
+    }
+
+
+def _admission(a: Admission) -> dict[str, Any]:
+    return {
+        "engine": a.engine.value,
+        "admitted": a.admitted,
+        "admittedAt": rfc3339(a.at),
+        "reason": a.reason,
+        "queue": a.queue or None,
+        "clusterQueue": a.cluster_queue or None,
+        "position": a.position,
     }
 
 
@@ -221,7 +240,7 @@ def queue(waiting: Queue) -> dict[str, Any]:
                 "user": w.job.user_full or w.job.user,
                 "priority": w.job.priority,
                 "priorityValue": w.priority_value,
-                "status": "Partial" if w.partial else "Pending",
+                "status": w.status,
                 "partial": w.partial,
                 "pending": w.pending,
                 "replicas": w.replicas,
@@ -240,6 +259,10 @@ def queue(waiting: Queue) -> dict[str, Any]:
                 "preemptions": w.job.preemptions,
                 "lastPreemptedAt": rfc3339(w.job.last_preempted_at),
                 "sweep": w.job.sweep or None,
+                "gang": w.job.gang or None,
+                "kueueQueue": w.kueue_queue or None,
+                "kueuePosition": w.kueue_position,
+                "clusterQueuePosition": w.cluster_queue_position,
             }
             for w in waiting.items
         ],
@@ -252,6 +275,7 @@ def queue(waiting: Queue) -> dict[str, Any]:
         }
         if waiting.usage.known
         else None,
+        "quotas": [_quota(q) for q in waiting.quotas],
     }
 
 
@@ -282,6 +306,17 @@ def queue_list(queues: Mapping[str, Queue], unanswered: Mapping[str, str]) -> di
     if unanswered:
         document["unanswered"] = [{"cluster": c, "error": e} for c, e in unanswered.items()]
     return document
+
+
+def _quota(q: Quota) -> dict[str, Any]:
+    return {
+        "clusterQueue": q.cluster_queue,
+        "flavor": q.flavor,
+        "resource": q.resource,
+        "nominal": _number(q.nominal),
+        "reserved": _number(q.reserved),
+        "free": _number(q.free),
+    }
 
 
 def _capacity(c: Capacity) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from ant.errors import (
     AlreadyExists,
     AntError,
     Forbidden,
+    GangUnavailable,
     Gone,
     JobExists,
     NotFound,
@@ -35,6 +36,7 @@ from ant.errors import (
     ValidationError,
 )
 from ant.jobs import data, schema
+from ant.jobs import gang as gangs
 from ant.jobs.documents import rfc3339
 from ant.jobs.model import (
     Job,
@@ -83,6 +85,16 @@ def to_messages(manifests: Manifests) -> tuple[Any, Any]:
     return service, statefulset
 
 
+def podgroup_message(manifests: Manifests) -> Any | None:
+    """A PodGroup gang's PodGroup as a protobuf message (None for other jobs)."""
+    from ant.kube.convert import to_message
+    from ant.kube.proto import scheduling_v1beta1_pb2
+
+    if manifests.podgroup is None:
+        return None
+    return to_message(manifests.podgroup, scheduling_v1beta1_pb2.PodGroup)
+
+
 def check_priority_class(client: Client, priority: str) -> None:
     name = schema.priority_class(priority)
     try:
@@ -117,23 +129,21 @@ def submit(
     preflight: bool = True,
     on_unchecked: Callable[[str], None] | None = None,
 ) -> Any:
-    """Create the job's StatefulSet (marked ``SERVICE_PENDING``), then its Service owned
-    by it, then clear the mark; returns the StatefulSet.
+    """Create the job's StatefulSet (marked ``SERVICE_PENDING``), then what it owns (its
+    PodGroup, if a PodGroup gang, and its Service), then clear the mark; returns the
+    StatefulSet.
 
-    Everything that can fail is tried first: the Secrets, PVCs and ConfigMaps the pods
-    need are looked up (``on_unchecked`` hears of those ant may not read), then both
-    creates run as a server-side dry run. If a later step
-    still fails (or ant is interrupted) the StatefulSet is removed again, and the Service
-    with it. A sweep (``ant.jobs.sweep``) runs the preflight once for all its jobs, and
-    passes ``preflight=False`` and ready-made ``messages``.
+    Everything that can fail is tried first (``check``): the Secrets, PVCs and ConfigMaps
+    the pods need are looked up (``on_unchecked`` hears of those ant may not read), then
+    every create runs as a server-side dry run. If a later step still fails (or ant is
+    interrupted) the StatefulSet is removed again, and with it whatever it owns. A sweep
+    (``ant.jobs.sweep``) runs the preflight once for all its jobs, and passes
+    ``preflight=False`` and ready-made ``messages``.
     """
     service, statefulset = messages or to_messages(manifests)
+    podgroup = podgroup_message(manifests)
     if preflight:
-        check_priority_class(client, priority)
-        check_references(client, manifests, on_unchecked)
-        after = statefulset.metadata.annotations.get(schema.AFTER, "")
-        check_dependencies(client, manifests.namespace, after)
-        dry_run(client, manifests, (service, statefulset))
+        check(client, manifests, (service, statefulset), priority, on_unchecked)
     ns, name = manifests.namespace, manifests.name
     marked = type(statefulset)()
     marked.CopyFrom(statefulset)
@@ -143,6 +153,9 @@ def submit(
     except AlreadyExists as e:
         raise job_exists(client, ns, name) from e
     try:
+        # The PodGroup first: the pods exist already and wait for it.
+        if podgroup is not None:
+            create_owned_podgroup(client, ns, podgroup, created)
         create_owned_service(client, ns, service, created)
         done = {"metadata": {"annotations": {schema.SERVICE_PENDING: None}}}
         return client.patch(r.STATEFULSETS, name, done, ns)
@@ -162,8 +175,29 @@ def check_references(
             on_unchecked(what)
 
 
+def check(
+    client: Client,
+    manifests: Manifests,
+    messages: tuple[Any, Any],
+    priority: str,
+    on_unchecked: Callable[[str], None] | None = None,
+) -> None:
+    """What a submit checks before it creates anything: the PriorityClass, the Secrets,
+    PVCs and ConfigMaps, the ``--after`` jobs, the Kueue queue (for a Kueue gang), and a
+    dry run of every create."""
+    check_priority_class(client, priority)
+    check_references(client, manifests, on_unchecked)
+    check_dependencies(
+        client, manifests.namespace, messages[1].metadata.annotations.get(schema.AFTER, "")
+    )
+    queue = manifests.statefulset["metadata"]["labels"].get(gangs.QUEUE_LABEL)
+    if queue:
+        gangs.check_queue(client, manifests.namespace, queue, priority)
+    dry_run(client, manifests, messages)
+
+
 def dry_run(client: Client, manifests: Manifests, messages: tuple[Any, Any]) -> None:
-    """Both creates as server-side dry runs: the root first, as for real."""
+    """Every create as a server-side dry run: the root first, as for real."""
     service, statefulset = messages
     ns = manifests.namespace
     try:
@@ -174,6 +208,45 @@ def dry_run(client: Client, manifests: Manifests, messages: tuple[Any, Any]) -> 
         client.create(r.SERVICES, service, ns, dry_run=True)
     except AlreadyExists:
         _job_service(client, ns, manifests.name)  # replaced by the real submit
+    podgroup = podgroup_message(manifests)
+    if podgroup is not None:
+        try:
+            client.create(r.PODGROUPS, podgroup, ns, dry_run=True)
+        except AlreadyExists:
+            pass  # a leftover of an earlier job of this name: replaced by the real submit
+        except NotFound as e:
+            raise _no_podgroups() from e
+
+
+def _owned(message: Any, owner: Any) -> Any:
+    """A copy of ``message`` with an ownerReference to the StatefulSet ``owner``."""
+    owned = type(message)()
+    owned.CopyFrom(message)
+    ref = owned.metadata.ownerReferences.add()
+    ref.apiVersion, ref.kind = r.STATEFULSETS.api_version, r.STATEFULSETS.kind
+    ref.name, ref.uid = owner.metadata.name, owner.metadata.uid
+    return owned
+
+
+def create_owned_podgroup(client: Client, namespace: str, podgroup: Any, owner: Any) -> Any:
+    """The job's PodGroup, owned by its StatefulSet; a leftover of an earlier job of the
+    same name (its owner gone, the garbage collector not yet through) is replaced."""
+    owned = _owned(podgroup, owner)
+    try:
+        return client.create(r.PODGROUPS, owned, namespace)
+    except NotFound as e:
+        raise _no_podgroups() from e
+    except AlreadyExists:
+        with suppress(NotFound):
+            client.delete(r.PODGROUPS, owner.metadata.name, namespace)
+    return client.create(r.PODGROUPS, owned, namespace)
+
+
+def _no_podgroups() -> GangUnavailable:
+    return GangUnavailable(
+        "this cluster does not serve PodGroups (scheduling.k8s.io/v1beta1) any more",
+        hint="submit again (ant now knows), or with --no-gang",
+    )
 
 
 def create_owned_service(client: Client, namespace: str, service: Any, owner: Any) -> Any:
@@ -182,11 +255,7 @@ def create_owned_service(client: Client, namespace: str, service: Any, owner: An
     A Service of this job left over without its StatefulSet (an older ant created the
     Service first; or the garbage collector has yet to remove it) is replaced.
     """
-    owned = type(service)()
-    owned.CopyFrom(service)
-    ref = owned.metadata.ownerReferences.add()
-    ref.apiVersion, ref.kind = r.STATEFULSETS.api_version, r.STATEFULSETS.kind
-    ref.name, ref.uid = owner.metadata.name, owner.metadata.uid
+    owned = _owned(service, owner)
     try:
         return client.create(r.SERVICES, owned, namespace)
     except AlreadyExists:

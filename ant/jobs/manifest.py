@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ant.jobs import data, schema
+from ant.jobs import gang as gangs
 from ant.jobs.identity import Identity
 from ant.jobs.spec import GPU_RESOURCE, TPU_RESOURCE, JobSpec
 
@@ -44,6 +45,12 @@ class Manifests:
     namespace: str
     service: dict[str, Any]
     statefulset: dict[str, Any]
+    podgroup: dict[str, Any] | None = None  # a PodGroup gang's group (ant.jobs.gang)
+
+    @property
+    def objects(self) -> list[dict[str, Any]]:
+        """Every object of the job, as ``--dry-run`` prints them."""
+        return [self.service, self.statefulset, *([self.podgroup] if self.podgroup else [])]
 
 
 def job_name(spec: JobSpec) -> str:
@@ -75,7 +82,14 @@ def git_info(cwd: str) -> GitInfo | None:
     return GitInfo(commit=commit, dirty=bool(status), repo=git("remote", "get-url", "origin") or "")
 
 
-def build(spec: JobSpec, name: str, namespace: str, provenance: Provenance) -> Manifests:
+def build(
+    spec: JobSpec,
+    name: str,
+    namespace: str,
+    provenance: Provenance,
+    gang: gangs.Gang | None = None,
+) -> Manifests:
+    """The job's objects; ``gang``: the engine that admits it whole (ant.jobs.gang)."""
     labels = {
         **schema.job_labels(name, provenance.identity.label, spec.priority),
         **spec.labels,
@@ -120,7 +134,17 @@ def build(spec: JobSpec, name: str, namespace: str, provenance: Provenance) -> M
         },
     }
     schema.validate_annotations_size(annotations)
-    return Manifests(name, namespace, service, statefulset)
+    if gang is None:
+        return Manifests(name, namespace, service, statefulset)
+    gangs.apply(gang, statefulset, spec.priority)
+    podgroup = gangs.podgroup(gang, statefulset, spec.priority)
+    return Manifests(
+        name,
+        namespace,
+        service,
+        statefulset,
+        podgroup if gang.engine is gangs.Engine.PODGROUP else None,
+    )
 
 
 def _annotations(spec: JobSpec, provenance: Provenance) -> dict[str, str]:

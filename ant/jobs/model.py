@@ -8,6 +8,8 @@ Status (first rule that matches):
 - Succeeded / Failed: the controller ended it (label ``ant.dev/phase``; docs/controller.md).
 - Restarting: pods of the previous attempt are being removed (a whole-job restart).
 - Degraded: a pod failed or a container cannot run (crash loop, image pull, config).
+- Queued: a gang job (PodGroup or Kueue, ``ant.jobs.gang``) with no pod scheduled: it
+  waits to be admitted whole.
 - Pending: no pod is scheduled.
 - Partial: some pods are scheduled, some are not (a gang job wastes what it holds).
 - Updating: every pod is scheduled but some run an old revision (an OnDelete rollout is due).
@@ -25,6 +27,7 @@ from typing import Any, TypedDict
 
 from ant.jobs import schema
 from ant.jobs.ending import Policy, Record
+from ant.jobs.gang import engine_of
 from ant.jobs.template import PodTemplate, describe, images
 
 DEGRADED_REASONS = frozenset(
@@ -57,6 +60,7 @@ class JobStatus(StrEnum):
     RESTARTING = "Restarting"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+    QUEUED = "Queued"
 
     @property
     def finished(self) -> bool:
@@ -112,6 +116,7 @@ class Job:
     policy: Policy = field(default_factory=Policy)
     record: Record = field(default_factory=Record)
     cluster: str = ""  # the kubeconfig context it was read through, when several were asked
+    gang: str = ""  # the engine that admits it whole: "PodGroup", "Kueue", or "" (none)
 
     @property
     def nodes(self) -> int:
@@ -162,6 +167,7 @@ def summary(sts: Any, *, template: bool = False) -> Summary:
             "uid": meta.uid,
             "resource_version": meta.resourceVersion,
             "template": describe(sts.spec.template.spec) if template else None,
+            "gang": engine.value if (engine := engine_of(sts)) else "",
             **metadata,
         },
         want=want,
@@ -184,6 +190,7 @@ def job_of(head: Summary, replicas: Sequence[Replica]) -> Job:
         incomplete=head.incomplete,
         phase=fields["record"].phase,
         restarting=bool(replaced) and any(r.uid in replaced for r in ordered),
+        gang=bool(fields["gang"]),
         degraded=any(r.degraded for r in live),
         scheduled=scheduled,
         want=want,
@@ -293,6 +300,7 @@ def _status(
     incomplete: bool,
     phase: str,
     restarting: bool,
+    gang: bool,
     degraded: bool,
     scheduled: int,
     want: int,
@@ -308,6 +316,8 @@ def _status(
         return JobStatus.RESTARTING
     if degraded:
         return JobStatus.DEGRADED
+    if gang and want and scheduled == 0:
+        return JobStatus.QUEUED
     if want and scheduled == 0:
         return JobStatus.PENDING
     if scheduled < want:

@@ -43,7 +43,7 @@ from fractions import Fraction
 from typing import Any
 
 from ant.errors import Forbidden
-from ant.jobs import schema
+from ant.jobs import kueue, schema
 from ant.jobs.capacity import (
     Capacity,
     NodeUsage,
@@ -55,6 +55,8 @@ from ant.jobs.capacity import (
     pod_requests,
 )
 from ant.jobs.documents import rfc3339
+from ant.jobs.gang import Engine
+from ant.jobs.kueue import Quota
 from ant.jobs.model import Job, JobStatus, jobs_from, parse_time
 from ant.jobs.scope import across
 from ant.kube import resources as r
@@ -79,10 +81,21 @@ class Waiting:
     waiting_since: datetime | None
     reason: str
     message: str
+    # A Kueue job (ant.jobs.kueue): its LocalQueue and positions, from the visibility API.
+    kueue_queue: str = ""
+    kueue_position: int | None = None
+    cluster_queue_position: int | None = None
 
     @property
     def partial(self) -> bool:
         return 0 < self.pending < self.replicas
+
+    @property
+    def status(self) -> str:
+        """Queued (a gang waiting for admission), Partial or Pending."""
+        if self.job.status is JobStatus.QUEUED:
+            return JobStatus.QUEUED.value
+        return JobStatus.PARTIAL.value if self.partial else JobStatus.PENDING.value
 
     @property
     def scheduled(self) -> int:
@@ -104,6 +117,9 @@ class Queue:
     nodes_visible: bool = True  # False: listing nodes was forbidden, capacity unknown
     usage: Usage = field(default_factory=lambda: Usage(""))  # the cluster's, for free capacity
     skipped: tuple[str, ...] = ()  # -A: namespaces the user may not read
+    # The quota of the ClusterQueues of the Kueue jobs in scope (none without them, or
+    # when they cannot be read).
+    quotas: tuple[Quota, ...] = ()
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -158,6 +174,8 @@ def get_queue(
             usage=cluster_usage(node_items, cluster_pods, cached_usage),
         )
     queue = replace(queue, skipped=skipped, nodes_visible=node_items is not None)
+    if any(w.job.gang == Engine.KUEUE for w in queue.items):
+        queue = kueue.annotate(client, queue)
     return only_user(queue, user_label) if user_label else queue
 
 

@@ -41,6 +41,7 @@ from typing import Any
 from ant.errors import AntError, ExitCode, ValidationError
 from ant.jobs import lifecycle, schema
 from ant.jobs import spec as jobspec
+from ant.jobs.gang import Gang
 from ant.jobs.manifest import CONTAINER, Manifests, Provenance, build
 from ant.jobs.model import Job
 from ant.kube.client import Client
@@ -223,8 +224,11 @@ def plan(
     provenance: Provenance,
     *,
     sweep_id: str | None = None,
+    gang: Gang | None = None,
 ) -> Sweep:
-    """Every job of the sweep, built and checked client-side; nothing is sent."""
+    """Every job of the sweep, built and checked client-side; nothing is sent.
+
+    ``gang``: the engine that admits each job whole (each job is its own gang)."""
     sweep_id = sweep_id or new_id()
     combos = validate(spec, parameters, count, sweep_id=sweep_id)
     base = _base_name(spec)
@@ -233,7 +237,7 @@ def plan(
         name = f"{base}-{sweep_id}-{index}"
         job_spec = replace(spec, name=name, generate_name="", meta={**spec.meta, **params})
         jobspec.validate(job_spec)
-        manifests = build(job_spec, name, namespace, provenance)
+        manifests = build(job_spec, name, namespace, provenance, gang)
         _add_sweep_metadata(manifests, sweep_id, index, params)
         jobs.append(SweepJob(index, name, params, manifests))
     return Sweep(sweep_id, namespace, spec.priority, tuple(parameters), count, tuple(jobs))
@@ -244,7 +248,13 @@ def _add_sweep_metadata(
 ) -> None:
     sts, service = manifests.statefulset, manifests.service
     template = sts["spec"]["template"]
-    for metadata in (sts["metadata"], service["metadata"], template.setdefault("metadata", {})):
+    group = [manifests.podgroup["metadata"]] if manifests.podgroup else []
+    for metadata in (
+        sts["metadata"],
+        service["metadata"],
+        template.setdefault("metadata", {}),
+        *group,
+    ):
         metadata.setdefault("labels", {})[schema.SWEEP] = sweep_id
     params_json = json.dumps(dict(params), separators=(",", ":"), ensure_ascii=False)
     annotations = sts["metadata"]["annotations"]
@@ -359,11 +369,7 @@ def _preflight(
     on_unchecked: Callable[[str], None] | None,
 ) -> None:
     """What ``lifecycle.submit`` checks per job, once: every job shares the same shape."""
-    lifecycle.check_priority_class(client, sweep.priority)
-    lifecycle.check_references(client, sweep.jobs[0].manifests, on_unchecked)
-    after = first[1].metadata.annotations.get(schema.AFTER, "")
-    lifecycle.check_dependencies(client, sweep.namespace, after)
-    lifecycle.dry_run(client, sweep.jobs[0].manifests, first)
+    lifecycle.check(client, sweep.jobs[0].manifests, first, sweep.priority, on_unchecked)
 
 
 def _existing(client: Client, sweep: Sweep, believed: Sequence[str]) -> tuple[list[str], bool]:

@@ -84,6 +84,7 @@ KINDS: Mapping[tuple[str, str], tuple[str, str]] = {
     ),
     **_kinds("events.k8s.io/v1", "events_v1_pb2", "Event"),
     **_kinds("scheduling.k8s.io/v1", "scheduling_v1_pb2", "PriorityClass"),
+    **_kinds("scheduling.k8s.io/v1beta1", "scheduling_v1beta1_pb2", "PodGroup"),
     **_kinds("policy/v1", "policy_v1_pb2", "PodDisruptionBudget"),
     **_kinds("coordination.k8s.io/v1", "coordination_v1_pb2", "Lease"),
     **_kinds("meta.k8s.io/v1", "meta_v1_pb2", "PartialObjectMetadata"),

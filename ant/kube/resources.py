@@ -16,6 +16,7 @@ if TYPE_CHECKING:
         core_v1_pb2,
         events_v1_pb2,
         scheduling_v1_pb2,
+        scheduling_v1beta1_pb2,
     )
 
 T = TypeVar("T")
@@ -45,6 +46,39 @@ LEASES: Resource[coordination_v1_pb2.Lease] = Resource(
 )
 PRIORITY_CLASSES: Resource[scheduling_v1_pb2.PriorityClass] = Resource(
     "scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", namespaced=False
+)
+# Native gang scheduling (KEP-4671), beta in Kubernetes v1.37.
+PODGROUPS: Resource[scheduling_v1beta1_pb2.PodGroup] = Resource(
+    "scheduling.k8s.io", "v1beta1", "podgroups", "PodGroup"
+)
+
+# Kueue (CRDs: JSON only, decoded to dicts).
+KUEUE = "kueue.x-k8s.io"
+KUEUE_VERSION = "v1beta2"
+WORKLOADS: Resource[dict[str, Any]] = Resource(
+    KUEUE, KUEUE_VERSION, "workloads", "Workload", json_only=True
+)
+LOCAL_QUEUES: Resource[dict[str, Any]] = Resource(
+    KUEUE, KUEUE_VERSION, "localqueues", "LocalQueue", json_only=True
+)
+CLUSTER_QUEUES: Resource[dict[str, Any]] = Resource(
+    KUEUE, KUEUE_VERSION, "clusterqueues", "ClusterQueue", namespaced=False, json_only=True
+)
+RESOURCE_FLAVORS: Resource[dict[str, Any]] = Resource(
+    KUEUE, KUEUE_VERSION, "resourceflavors", "ResourceFlavor", namespaced=False, json_only=True
+)
+WORKLOAD_PRIORITY_CLASSES: Resource[dict[str, Any]] = Resource(
+    KUEUE,
+    KUEUE_VERSION,
+    "workloadpriorityclasses",
+    "WorkloadPriorityClass",
+    namespaced=False,
+    json_only=True,
+)
+# Kueue's visibility API (aggregated): a LocalQueue's pending workloads, in queue order,
+# are its subresource "pendingworkloads".
+VISIBLE_LOCAL_QUEUES: Resource[dict[str, Any]] = Resource(
+    "visibility.kueue.x-k8s.io", KUEUE_VERSION, "localqueues", "LocalQueue", json_only=True
 )
 
 # Reviews: create-only, answered in the response's status.

@@ -187,7 +187,7 @@ TYPES: dict[str, Callable[[Any], bool]] = {
 
 def check_schema(doc: Any, name: str) -> None:
     """Every field of `doc` is documented with its type; every documented field is there
-    (fields inside an empty list cannot be checked)."""
+    (fields inside an empty list or a null object cannot be checked)."""
     schema = documented_schema(name)
     seen: set[str] = set()
     empty_lists: set[str] = set()
@@ -203,6 +203,7 @@ def check_schema(doc: Any, name: str) -> None:
             assert kind in TYPES, f"{name}: unknown type {kind!r} for {path} in docs/cli.md"
             if value is None:
                 assert nullable, f"{name}: {path} is null but documented as {schema[path]}"
+                empty_lists.add(path + ".")
                 continue
             assert TYPES[kind](value), f"{name}: {path} = {value!r} is not a {kind}"
             if kind == "object":
@@ -478,7 +479,7 @@ def test_submit_from_flags(ant: Ant, devcluster: DevCluster, namespace: str) -> 
     check_schema(doc, "SubmittedJob")
     assert (doc["apiVersion"], doc["kind"], doc["name"]) == ("ant.dev/v1", "Job", name)
     assert doc["namespace"] == namespace
-    assert doc["status"] == "Pending"  # just created: nothing scheduled yet
+    assert doc["status"] == "Queued"  # just created, a gang (2 replicas): nothing scheduled yet
     assert (doc["replicas"], doc["priority"], doc["user"]) == (2, "high", "alice")
     assert doc["labels"] == {"team": "nlp"}
     assert doc["meta"] == {"wandb": "https://wandb.ai/lab/run/1"}
@@ -684,8 +685,12 @@ def test_pending_partial_running_on_the_tpu_pool(
     # 6 whole hosts, running.
     ant.submit(namespace, big, "--replicas", "6", "--tpus", "4")
     wait_job(ant, namespace, big, "Running", ready=6)
-    # 4 hosts wanted, 2 free: half of a gang job scheduled. Opportunistic never preempts.
-    ant.submit(namespace, partial, "--replicas", "4", "--tpus", "4", "--priority", "opportunistic")
+    # 4 hosts wanted, 2 free: half of a job without a gang scheduled (a gang would wait
+    # Queued, tests/integration/test_gangs.py). Opportunistic never preempts.
+    ant.submit(
+        namespace, partial, "--replicas", "4", "--tpus", "4", "--priority", "opportunistic",
+        "--no-gang",
+    )  # fmt: skip
 
     def unscheduled_have_reasons(job: dict[str, Any]) -> bool:
         # The scheduler writes PodScheduled=False a moment after the pod exists.

@@ -131,7 +131,9 @@ class Ant:
         return result
 
     def submit(self, name: str, *flags: str, user: str = "alice") -> None:
-        self.ok("submit", "--name", name, "--image", "busybox:1.36", *flags, user=user)
+        """Without a gang: these tests are about what the scheduler does pod by pod (gangs:
+        tests/integration/test_gangs.py)."""
+        self.ok("submit", "--name", name, "--image", "busybox:1.36", "--no-gang", *flags, user=user)
 
     def queue(self, *flags: str, user: str = "alice") -> dict[str, Any]:
         return dict(self.ok("queue", "-o", "json", *flags, user=user).json())
@@ -196,7 +198,11 @@ def delete_everything(devcluster: DevCluster, namespace: str) -> None:
         apps, core_api = client.AppsV1Api(api), client.CoreV1Api(api)
         apps.delete_collection_namespaced_stateful_set(namespace)
         for svc in core_api.list_namespaced_service(namespace).items:
-            core_api.delete_namespaced_service(svc.metadata.name, namespace)
+            try:
+                core_api.delete_namespaced_service(svc.metadata.name, namespace)
+            except client.ApiException as err:
+                if err.status != 404:  # owned by its StatefulSet: the collector was first
+                    raise
     wait_for(f"the pods in {namespace} to be gone", lambda: not pods(devcluster, namespace), 90)
 
 

@@ -300,7 +300,7 @@ def watchers(
         w.close()
 
 
-def submit(ant: Ant, cluster: Cluster, name: str, replicas: int) -> str:
+def submit(ant: Ant, cluster: Cluster, name: str, replicas: int, *flags: str) -> str:
     """A job of busybox pods; returns its revision once every pod is Ready on it."""
     ant.ok(
         "submit",
@@ -310,6 +310,7 @@ def submit(ant: Ant, cluster: Cluster, name: str, replicas: int) -> str:
         "busybox:1.36",
         "--replicas",
         str(replicas),
+        *flags,
         "--",
         "sleep",
         "infinity",
@@ -486,7 +487,9 @@ def test_pod_that_cannot_be_ready_pauses_then_rollback_restores(
     ant: Ant, cluster: Cluster, watchers: Callable[[str, int, str], PodWatcher], tmp_path: Path
 ) -> None:
     job = unique("stuck")
-    old = submit(ant, cluster, job, 6)
+    # Without a gang: each stuck pod has its own reason (in a PodGroup gang, the pods
+    # that could fit wait for the one that cannot, with the group's reason).
+    old = submit(ant, cluster, job, 6, "--no-gang")
     template = cluster.statefulset(job).spec.template.to_dict()
     fragment = tmp_path / "unschedulable.yaml"
     fragment.write_text(UNSCHEDULABLE)
@@ -648,7 +651,7 @@ def test_on_failure_continue_goes_on_then_exits_paused(
     ant: Ant, cluster: Cluster, watchers: Callable[[str, int, str], PodWatcher], tmp_path: Path
 ) -> None:
     job = unique("cont")
-    old = submit(ant, cluster, job, 4)
+    old = submit(ant, cluster, job, 4, "--no-gang")  # each stuck pod its own reason
     fragment = tmp_path / "unschedulable.yaml"
     fragment.write_text(UNSCHEDULABLE)
     ant.ok("update", job, "-f", str(fragment))

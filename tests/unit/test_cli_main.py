@@ -33,12 +33,14 @@ def ant(*argv: str, vars: dict[str, str] | None = None, cwd: Path | None = None)
 
 
 def dry_run(*argv: str, **kwargs: Any) -> dict[str, Any]:
-    """The StatefulSet that `ant submit --dry-run` prints."""
+    """The StatefulSet that `ant submit --dry-run` prints (after the Service; a gang job's
+    PodGroup follows it)."""
     result = ant(*argv, **kwargs)
     assert result.code == 0, result.err
     doc = json.loads(result.out)
     assert doc["kind"] == "List"
-    service, sts = doc["items"]
+    service, sts, *podgroup = doc["items"]
+    assert [o["kind"] for o in podgroup] in ([], ["PodGroup"])
     assert service["metadata"]["namespace"] == sts["metadata"]["namespace"]
     return dict(sts)
 

@@ -62,6 +62,7 @@ PROTO_PACKAGES = {
     "apps/v1": "k8s.io.api.apps.v1",
     "events.k8s.io/v1": "k8s.io.api.events.v1",
     "scheduling.k8s.io/v1": "k8s.io.api.scheduling.v1",
+    "scheduling.k8s.io/v1beta1": "k8s.io.api.scheduling.v1beta1",
     "policy/v1": "k8s.io.api.policy.v1",
     "coordination.k8s.io/v1": "k8s.io.api.coordination.v1",
     "autoscaling/v1": "k8s.io.api.autoscaling.v1",

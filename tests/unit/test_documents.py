@@ -133,6 +133,7 @@ def test_a_job_list_item_is_what_the_statefulset_says() -> None:
                 "failedReplica": None,
                 "exits": [],
                 "restartLog": [],
+                "gang": None,
             }
         ],
     }

@@ -544,6 +544,10 @@ def test_the_queue_document() -> None:
         "preemptions": 1,
         "lastPreemptedAt": None,
         "sweep": None,
+        "gang": None,
+        "kueueQueue": None,
+        "kueuePosition": None,
+        "clusterQueuePosition": None,
     }
     assert doc["capacity"] == [
         {

@@ -89,13 +89,14 @@ class Job(_message.Message):
     PREEMPTIONS_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     ANNOTATIONS_FIELD_NUMBER: _builtins.int
+    GANG_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     namespace: _builtins.str
     user: _builtins.str
     """The ant.dev/created-by label and the ant.dev/created-by-full annotation."""
     user_full: _builtins.str
     status: _builtins.str
-    """Pending, Partial, Running, Updating, Degraded or Terminating."""
+    """Queued, Pending, Partial, Running, Updating, Degraded, Terminating or Incomplete."""
     replicas: _builtins.int
     ready: _builtins.int
     pending: _builtins.int
@@ -106,6 +107,8 @@ class Job(_message.Message):
     nodes: _builtins.int
     """Distinct nodes the job's pods run on."""
     preemptions: _builtins.int
+    gang: _builtins.str
+    """The engine that admits the job whole: PodGroup, Kueue, or empty (no gang)."""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """view=full only: all of the StatefulSet's labels and annotations (the preemption
@@ -132,10 +135,11 @@ class Job(_message.Message):
         preemptions: _builtins.int = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         annotations: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        gang: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "created_at", b"created_at", "labels", b"labels", "name", b"name", "namespace", b"namespace", "nodes", b"nodes", "pending", b"pending", "preemptions", b"preemptions", "priority", b"priority", "ready", b"ready", "replicas", b"replicas", "status", b"status", "updated", b"updated", "user", b"user", "user_full", b"user_full"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "created_at", b"created_at", "gang", b"gang", "labels", b"labels", "name", b"name", "namespace", b"namespace", "nodes", b"nodes", "pending", b"pending", "preemptions", b"preemptions", "priority", b"priority", "ready", b"ready", "replicas", b"replicas", "status", b"status", "updated", b"updated", "user", b"user", "user_full", b"user_full"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

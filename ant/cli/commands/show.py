@@ -26,6 +26,7 @@ def show(
     from dataclasses import replace
 
     from ant.cli import views
+    from ant.jobs.admission import admission
     from ant.jobs.documents import job_details
 
     root: App = ctx.obj
@@ -35,9 +36,10 @@ def show(
         found = replace(found, cluster=app.options.context or "")
     if not found.status.finished:
         app.warn_without_controller()
+    admitted = admission(app.reader, found) if found.gang else None
     if output is OutputFormat.table:
-        views.render_job_details(app.terminal, found, events)
+        views.render_job_details(app.terminal, found, events, admitted)
     elif output is OutputFormat.json:
-        app.terminal.json(job_details(found, events))
+        app.terminal.json(job_details(found, events, admitted))
     else:
-        app.terminal.yaml(job_details(found, events))
+        app.terminal.yaml(job_details(found, events, admitted))

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,6 +13,7 @@ from ant.cli.context import App
 from ant.cli.options import OutputFormat, output_option
 
 if TYPE_CHECKING:
+    from ant.jobs.gang import Gang
     from ant.jobs.manifest import Manifests, Provenance
     from ant.jobs.queue import Queue
     from ant.jobs.spec import JobSpec
@@ -104,6 +106,18 @@ def submit(
         str | None,
         typer.Option("--ttl", help="Keep the finished job this long, e.g. 12h [7d]."),
     ] = None,
+    no_gang: Annotated[
+        bool,
+        typer.Option("--no-gang", help="Let replicas start one by one (no gang admission)."),
+    ] = False,
+    min_replicas: Annotated[
+        int | None,
+        typer.Option("--min-replicas", help="PodGroup gang: replicas that must start together."),
+    ] = None,
+    queue: Annotated[
+        str | None,
+        typer.Option("--queue", help="Kueue LocalQueue to admit the job (env: ANT_QUEUE)."),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the manifests; contact no cluster.")
     ] = False,
@@ -180,20 +194,22 @@ def submit(
     def unchecked(what: str) -> None:
         app.terminal.warn(f"cannot check that {what} exists (access denied); submitting anyway")
 
+    gang = _gang(app, job, no_gang, min_replicas, queue, dry_run)
     if parameters is not None:
         _submit_sweep(
-            app, job, parameters, copies, namespace, provenance, dry_run, output, unchecked
+            app, job, parameters, copies, namespace, provenance, gang, dry_run, output, unchecked
         )
         return
-    manifests = manifest.build(job, manifest.job_name(job), namespace, provenance)
+    manifests = manifest.build(job, manifest.job_name(job), namespace, provenance, gang)
     if dry_run:
-        from ant.jobs.lifecycle import to_messages
+        from ant.jobs.lifecycle import podgroup_message, to_messages
 
         to_messages(manifests)  # the same client-side checks as a real submit
+        podgroup_message(manifests)
         _print_dry_run(app, [manifests], output)
         return
 
-    with app.terminal.status(f"submitting {manifests.name}"):
+    with app.terminal.status(f"submitting {manifests.name}"), _forgetting_gone_engines(app):
         created = app.api.create(manifests, job.priority, on_unchecked=unchecked)
     app.record_write(created.resource_version)
     if output is OutputFormat.name:
@@ -239,6 +255,51 @@ def _place(app: App, clusters: list[str], job: JobSpec) -> tuple[App, str]:
     ), f"{chosen.cluster}: {chosen.reason}"
 
 
+def _gang(
+    app: App,
+    job: JobSpec,
+    no_gang: bool,
+    min_replicas: int | None,
+    queue: str | None,
+    dry_run: bool,
+) -> Gang | None:
+    """The engine that admits the job whole (ant.jobs.gang), or None; says once when the
+    job wanted a gang the cluster cannot give."""
+    from ant.jobs import gang as gangs
+    from ant.kube import resources as r
+
+    # --no-gang overrides a default queue (ANT_QUEUE), not an explicit --queue.
+    default_queue = "" if no_gang else app.env.vars.get("ANT_QUEUE", "")
+    request = gangs.GangRequest(
+        enabled=not no_gang,
+        min_replicas=min_replicas,
+        queue=queue or job.labels.get(gangs.QUEUE_LABEL, "") or default_queue,
+    )
+    gangs.validate(request, job.replicas)
+    # --dry-run contacts no cluster: it shows what a cluster that serves PodGroups gets.
+    gang = gangs.choose(request, job.replicas, lambda: dry_run or app.discovery.serves(r.PODGROUPS))
+    if gang is None and gangs.wants_gang(request, job.replicas):
+        app.terminal.warn(
+            "this cluster does not enforce gangs (it serves no scheduling.k8s.io/v1beta1 "
+            "PodGroups; --queue uses Kueue): replicas may start one by one; "
+            "--no-gang says that is fine"
+        )
+    return gang
+
+
+@contextmanager
+def _forgetting_gone_engines(app: App) -> Iterator[None]:
+    """A cluster that stopped serving PodGroups: forget what discovery remembered."""
+    from ant.errors import GangUnavailable
+    from ant.kube import resources as r
+
+    try:
+        yield
+    except GangUnavailable:
+        app.discovery.forget(r.PODGROUPS)
+        raise
+
+
 def _submit_sweep(
     app: App,
     job: JobSpec,
@@ -246,6 +307,7 @@ def _submit_sweep(
     count: int,
     namespace: str,
     provenance: Provenance,
+    gang: Gang | None,
     dry_run: bool,
     output: OutputFormat | None,
     on_unchecked: Callable[[str], None],
@@ -253,17 +315,21 @@ def _submit_sweep(
     """``--sweep``/``--count``: many jobs over one connection pool (ant.jobs.sweep)."""
     from ant.jobs import documents
     from ant.jobs import sweep as sweeps
-    from ant.jobs.lifecycle import to_messages
+    from ant.jobs.lifecycle import podgroup_message, to_messages
     from ant.jobs.model import job_from
 
-    plan = sweeps.plan(job, parameters, count, namespace, provenance)
+    plan = sweeps.plan(job, parameters, count, namespace, provenance, gang=gang)
     if dry_run:
         for planned in plan.jobs:
             to_messages(planned.manifests)  # the same client-side checks as a real submit
+            podgroup_message(planned.manifests)
         _print_dry_run(app, [j.manifests for j in plan.jobs], output)
         return
     try:
-        with app.terminal.progress(len(plan.jobs), f"submitting sweep {plan.id}") as progress:
+        with (
+            app.terminal.progress(len(plan.jobs), f"submitting sweep {plan.id}") as progress,
+            _forgetting_gone_engines(app),
+        ):
             created = sweeps.submit(
                 app.client,
                 plan,
@@ -298,7 +364,7 @@ def _print_dry_run(app: App, jobs: list[Manifests], output: OutputFormat | None)
         for m in jobs:
             app.terminal.line(m.name)
         return
-    items = [obj for m in jobs for obj in (m.service, m.statefulset)]
+    items = [obj for m in jobs for obj in m.objects]
     document = {"apiVersion": "v1", "kind": "List", "items": items}
     (app.terminal.json if output is OutputFormat.json else app.terminal.yaml)(document)
 
