@@ -12,6 +12,7 @@ BENCHMARKS = {
     "rollout": "bench.rollout",
     "cache": "bench.cache",
     "sweep": "bench.sweep",
+    "gangs": "bench.gangs",
     "controller": "bench.controller",
     "clusters": "bench.clusters",
 }
