@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -314,21 +315,10 @@ class Client:
         may not exec, ``NotFoundError`` (exit 3) for a missing job or replica."""
         from dataclasses import replace
 
-        from ant.errors import NotFoundError, ValidationError
         from ant.jobs.manifest import CONTAINER
         from ant.kube.stream import exec_command
 
-        found = self.get(job, fresh=True)
-        if not 0 <= replica < found.replicas:
-            raise ValidationError(
-                "--replica", f"{replica} is out of range: {found.name} has 0-{found.replicas - 1}"
-            )
-        pod = f"{found.name}-{replica}"
-        if not any(p.index == replica and p.phase == "Running" for p in found.pods):
-            raise NotFoundError(
-                f"replica {replica} of {found.name} is not running (pod {pod})",
-                hint=f"'ant show {found.name}' says why",
-            )
+        pod = self._running_pod(job, replica)
         out: list[bytes] = []
         err: list[bytes] = []
         result = exec_command(
@@ -341,6 +331,51 @@ class Client:
             on_stderr=on_stderr or err.append,
         )
         return replace(result, stdout=b"".join(out), stderr=b"".join(err))
+
+    def port_forward(
+        self,
+        job: JobRef,
+        local_port: int,
+        remote_port: int,
+        *,
+        replica: int = 0,
+        on_ready: Callable[[int], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        """Forward 127.0.0.1:``local_port`` (0: a free one, given to ``on_ready``) to
+        ``remote_port`` of replica ``replica``, as ``kubectl port-forward`` does, until
+        ``stop`` is set. A refusal is raised before ``on_ready`` (``Forbidden``, exit 4)."""
+        from ant.kube.stream import serve_port_forward
+
+        pod = self._running_pod(job, replica)
+        serve_port_forward(
+            self.kube.transport,
+            self.namespace,
+            pod,
+            local_port,
+            remote_port,
+            on_ready=on_ready or (lambda _port: None),
+            on_error=on_error or (lambda _message: None),
+            stop=stop,
+        )
+
+    def _running_pod(self, job: JobRef, replica: int) -> str:
+        """The pod of a replica that runs (what exec and port-forward reach)."""
+        from ant.errors import NotFoundError, ValidationError
+
+        found = self.get(job, fresh=True)
+        if not 0 <= replica < found.replicas:
+            raise ValidationError(
+                "--replica", f"{replica} is out of range: {found.name} has 0-{found.replicas - 1}"
+            )
+        pod = f"{found.name}-{replica}"
+        if not any(p.index == replica and p.phase == "Running" for p in found.pods):
+            raise NotFoundError(
+                f"replica {replica} of {found.name} is not running (pod {pod})",
+                hint=f"'ant show {found.name}' says why",
+            )
+        return pod
 
     # ---- write ----------------------------------------------------------------------
     def restart(

@@ -24,9 +24,14 @@ from ant.cli.command_line import GLOBAL_OPTIONS, resolve
 
 @dataclass(frozen=True)
 class CommandEntry:
-    name: str  # and its module's, in ant.cli.commands
+    name: str  # as typed; its module: ``module``
     summary: str  # one whole sentence: its line in `ant --help`
     attribute: str = ""  # the command's function or command group's typer.Typer: default `name`
+
+    @property
+    def module(self) -> str:
+        """Its module in ant.cli.commands: the name, '-' written '_'."""
+        return self.name.replace("-", "_")
 
 
 COMMANDS = (
@@ -36,6 +41,7 @@ COMMANDS = (
     CommandEntry("queue", "Show the jobs waiting for capacity, in the scheduler's order."),
     CommandEntry("logs", "Print the logs of one replica of a job, or of all of them."),
     CommandEntry("exec", "Run a command in one replica of a job.", "exec_"),
+    CommandEntry("port-forward", "Forward a local port to a port of one replica.", "port_forward"),
     CommandEntry("restart", "Restart replicas: delete their pods to have them recreated."),
     CommandEntry("update", "Change a job's pod template; nothing restarts."),
     CommandEntry("rollout", "Replace a job's pods that run an old revision, batch by batch."),
@@ -59,7 +65,7 @@ def _build(entry: CommandEntry) -> ClickCommand:
     from typer.main import get_command_from_info, get_group_from_info
     from typer.models import CommandInfo, TyperInfo
 
-    module = importlib.import_module(f"ant.cli.commands.{entry.name}")
+    module = importlib.import_module(f"ant.cli.commands.{entry.module}")
     target = getattr(module, entry.attribute or entry.name)
     if isinstance(target, typer.Typer):
         return get_group_from_info(

@@ -1,5 +1,6 @@
-"""Streams into a pod through the API server: a minimal WebSocket client (RFC 6455) and
-``pods/exec`` over kubectl's channel protocol (``v5.channel.k8s.io``).
+"""Streams into a pod through the API server: a minimal WebSocket client (RFC 6455),
+``pods/exec`` over kubectl's channel protocol (``v5.channel.k8s.io``) and
+``pods/portforward`` over its WebSocket form (``v4.channel.k8s.io``).
 
 The connection is Transport's: its server, TLS settings (CA, client certificate,
 tls-server-name) and credentials (``auth.headers()``), over ``http.client`` and ``ssl``
@@ -10,6 +11,8 @@ Channel protocol: every binary message starts with a channel byte: 0 stdin, 1 st
 2 stderr, 3 the error channel (a ``Status`` as JSON when the command ends: ``Success``,
 or ``NonZeroExitCode`` with the code in ``details.causes``), 4 terminal resize; v5 adds
 255, "close": ``[255, channel]`` ends a channel (stdin) without closing the connection.
+Port-forward: one WebSocket per forwarded connection (``?ports=P``), channel 0 the data,
+channel 1 errors; each channel's first message is the port (two bytes, little-endian).
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ import http.client
 import json
 import os
 import re
+import socket
 import struct
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import urlencode, urlsplit
 
-from ant.errors import DecodeError, TransportError
+from ant.errors import AntError, DecodeError, TransportError
 from ant.kube.transport import USER_AGENT, Transport, _api_error
 
 CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
@@ -42,6 +47,7 @@ class WebSocket:
     def __init__(self, conn: http.client.HTTPConnection, reader: BinaryIO, protocol: str):
         self._conn = conn
         self._reader = reader
+        self._sending = threading.Lock()  # one frame at a time (data and pongs, two threads)
         self.protocol = protocol
 
     def send(self, payload: bytes, opcode: int = BINARY) -> None:
@@ -55,8 +61,11 @@ class WebSocket:
         else:
             header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        assert self._conn.sock is not None
-        self._conn.sock.sendall(header + mask + masked)
+        with self._sending:
+            sock = self._conn.sock
+            if sock is None:
+                raise OSError("the stream is closed")
+            sock.sendall(header + mask + masked)
 
     def recv(self) -> bytes | None:
         """The next data message; None once the server closed the stream."""
@@ -208,3 +217,106 @@ def exec_status(data: bytes) -> ExecResult:
     # Some runtimes (kwok's local exec) report the exit only in the text: "exit status 3".
     code = re.search(r"exit status (\d+)$", message)
     return ExecResult(int(code.group(1))) if code else ExecResult(1, message)
+
+
+# ---- port-forward ------------------------------------------------------------------------
+PORT_FORWARD_PROTOCOLS = ("v4.channel.k8s.io",)
+
+
+def forward_connection(
+    transport: Transport,
+    namespace: str,
+    pod: str,
+    port: int,
+    local: socket.socket,
+    on_error: Callable[[str], None],
+) -> None:
+    """Relay one accepted local connection to ``port`` in the pod until either side ends.
+    Errors after the stream opened (the pod refused the port) go to ``on_error``."""
+    path = f"/api/v1/namespaces/{namespace}/pods/{pod}/portforward"
+    ws = open_websocket(transport, path, [("ports", str(port))], PORT_FORWARD_PROTOCOLS)
+    first: set[int] = set()  # channels whose port-number message has been read
+
+    def pump_out() -> None:  # local -> pod
+        try:
+            while data := local.recv(65536):
+                ws.send(bytes([0]) + data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                ws.close()
+
+    sender = threading.Thread(target=pump_out, daemon=True, name=f"forward-{port}")
+    sender.start()
+    try:
+        while (message := ws.recv()) is not None:
+            if not message:
+                continue
+            channel, data = message[0], message[1:]
+            if channel not in first:
+                first.add(channel)
+                data = data[2:]  # the port number
+            if channel == 0 and data:
+                local.sendall(data)
+            elif channel == 1 and data:
+                on_error(data.decode(errors="replace").strip())
+    except (OSError, TransportError):
+        pass  # either side went away: this connection is over
+    finally:
+        with contextlib.suppress(OSError):
+            local.close()
+        ws.close()
+
+
+def serve_port_forward(
+    transport: Transport,
+    namespace: str,
+    pod: str,
+    local_port: int,
+    remote_port: int,
+    *,
+    on_ready: Callable[[int], None],
+    on_error: Callable[[str], None],
+    stop: threading.Event | None = None,
+) -> None:
+    """Listen on 127.0.0.1:``local_port`` (0: any free port, told to ``on_ready``) and
+    forward every connection to ``remote_port`` in the pod, until ``stop`` is set (or the
+    caller is interrupted). Checks the forward works before saying it is ready."""
+    with socket.create_server(("127.0.0.1", local_port)) as listener:
+        listener.settimeout(0.5)  # to notice ``stop``
+        # One stream now, so a refusal (403, 404) is an error here, not at first use.
+        open_websocket(
+            transport,
+            f"/api/v1/namespaces/{namespace}/pods/{pod}/portforward",
+            [("ports", str(remote_port))],
+            PORT_FORWARD_PROTOCOLS,
+        ).close()
+        on_ready(listener.getsockname()[1])
+        while stop is None or not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(None)
+            threading.Thread(
+                target=_forward_quietly,
+                args=(transport, namespace, pod, remote_port, conn, on_error),
+                daemon=True,
+                name=f"forward-{remote_port}",
+            ).start()
+
+
+def _forward_quietly(
+    transport: Transport,
+    namespace: str,
+    pod: str,
+    port: int,
+    conn: socket.socket,
+    on_error: Callable[[str], None],
+) -> None:
+    try:
+        forward_connection(transport, namespace, pod, port, conn, on_error)
+    except AntError as e:  # this connection could not be forwarded; the next may be
+        on_error(str(e))
+        conn.close()

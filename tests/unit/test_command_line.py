@@ -92,7 +92,7 @@ def test_a_bad_ant_verbose_is_one_line_and_exit_2() -> None:
 
 def test_every_command_module_is_in_the_table() -> None:
     modules = {p.stem for p in (ANT / "cli" / "commands").glob("*.py")} - {"__init__"}
-    assert {c.name for c in COMMANDS} == modules
+    assert {c.module for c in COMMANDS} == modules
 
 
 def commands_section(help_text: str) -> list[tuple[str, str]]:
