@@ -2,7 +2,7 @@
 the partial answer when one cluster's API server is down (docs/benchmarks.md).
 
 Each cluster is seeded with ``--jobs`` bench jobs (``bench.seed``, reused between runs).
-Timed: the whole ``ant`` process, ``-A --all-users -l <this run> -o json``, p50 over
+Timed: the whole ``ant`` process, ``-A --all-users -l <this run>`` (the table), p50 over
 ``--runs`` after one warm-up; first on one cluster, then across all. Then, with
 ``--down-state STATE``, that cluster's API server is killed (``cluster.py
 restart-apiserver --down-seconds``) and the lists across all run while it is down: each
@@ -32,7 +32,7 @@ CLUSTER_TIMEOUT = "5s"
 def timed_list(env: dict[str, str], *global_options: str) -> tuple[float, int, int]:
     """Seconds, exit code and stdout bytes of one ``ant list`` of the bench's jobs."""
     argv = [str(VENV_BIN / "ant"), *global_options, "list", "-A", "--all-users"]
-    argv += ["-l", seed.run_selector(PREFIX), "-o", "json"]
+    argv += ["-l", seed.run_selector(PREFIX)]  # the table: what people run
     started = time.monotonic()
     proc = subprocess.run(argv, env=env, capture_output=True, check=False)
     elapsed = time.monotonic() - started
@@ -72,10 +72,10 @@ def main(argv: list[str]) -> int:
         print(f"bench: {context}: {seeded[context]}", file=sys.stderr, flush=True)
 
     env = {**os.environ, "KUBECONFIG": str(args.kubeconfig), "NO_COLOR": "1"}
-    env["ANT_CLUSTERS"] = ",".join(contexts)
     env["ANT_CLUSTER_TIMEOUT"] = CLUSTER_TIMEOUT
     env.pop("ANT_CACHE_URL", None)
     one = measure(env, args.runs, "--context", contexts[0])
+    env["ANT_CLUSTERS"] = ",".join(contexts)
     across = measure(env, args.runs, "--all-clusters")
     results: dict[str, Any] = {"jobs_per_cluster": args.jobs, "clusters": args.count}
     results |= {"seeding": seeded, "one": one, "across": across}

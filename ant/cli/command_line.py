@@ -194,6 +194,9 @@ def resolve(given: Mapping[str, str | int], env_vars: Mapping[str, str]) -> Glob
             if raw and not raw.isdigit():
                 raise UsageError(f"{option.env_var}={raw!r} is not a number", hint="e.g. 0, 1 or 2")
             values[option.parameter] = int(raw or 0)
+    if "context" in given and not ({"clusters", "all_clusters"} & given.keys()):
+        # `--context X` on the command line means that one cluster, whatever ANT_CLUSTERS says.
+        values["clusters"], values["all_clusters"] = None, False
     options = GlobalOptions(**values)  # type: ignore[arg-type]
     if options.namespace is not None:  # it becomes part of request paths
         from ant.jobs.schema import validate_namespace

@@ -98,3 +98,10 @@ def test_an_unknown_cluster_is_a_usage_error_that_names_the_known_ones(tmp_path:
         "ant: error: 'nope/bert' is not a job name nor CLUSTER/JOB: no context 'nope' in the "
         "kubeconfig ('kubectl config get-contexts' lists them)"
     ]
+
+
+def test_context_on_the_command_line_beats_ant_clusters() -> None:
+    env = {"ANT_CLUSTERS": "a,b", "ANT_ALL_CLUSTERS": "1"}
+    assert resolve({"context": "c"}, env) == GlobalOptions(context="c")
+    assert resolve({"context": "c", "clusters": "a"}, env).clusters == "a"
+    assert resolve({}, env).clusters == "a,b"
