@@ -105,3 +105,16 @@ def test_context_on_the_command_line_beats_ant_clusters() -> None:
     assert resolve({"context": "c"}, env) == GlobalOptions(context="c")
     assert resolve({"context": "c", "clusters": "a"}, env).clusters == "a"
     assert resolve({}, env).clusters == "a,b"
+
+
+def test_every_command_that_takes_a_job_finds_its_cluster() -> None:
+    """A job argument may be CLUSTER/JOB: a command that takes one must locate it before
+    the name reaches a request path."""
+    commands = Path(__file__).resolve().parents[2] / "ant" / "cli" / "commands"
+    takes_a_job = [
+        p
+        for p in commands.glob("*.py")
+        if any(a in p.read_text() for a in ("JobName", "JobNames", "JobOrStatefulSet"))
+    ]
+    assert takes_a_job
+    assert [p.name for p in takes_a_job if "locate" not in p.read_text()] == []

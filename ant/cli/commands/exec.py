@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from ant.cli.clusters import locate
 from ant.cli.context import App
 from ant.cli.options import JobName
 
@@ -21,6 +22,7 @@ def exec_(
     from ant.errors import UsageError
 
     app: App = ctx.obj
+    app, job = locate(app, job)  # CLUSTER/JOB, or found among --clusters
     command = app.env.trailing_command
     if not command:
         raise UsageError("no command to run", hint=f"ant exec {job} -- CMD [ARGS...]")

@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from ant.cli.clusters import locate
 from ant.cli.context import App
 from ant.cli.options import JobName
 
@@ -20,6 +21,7 @@ def port_forward(
     replica: Annotated[int, typer.Option("--replica", "-r", help="Replica index.")] = 0,
 ) -> None:
     app: App = ctx.obj
+    app, job = locate(app, job)  # CLUSTER/JOB, or found among --clusters
     local, remote = parse_ports(ports)
     app.deadline.per_call()  # runs until stopped
 
