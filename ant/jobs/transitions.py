@@ -45,7 +45,8 @@ from ant.jobs.ending import (
 from ant.jobs.manifest import CONTAINER
 from ant.jobs.model import parse_time
 
-# DisruptionTarget reasons that are a preemption, not a failure (k8s.io/api core/v1).
+# DisruptionTarget reasons that are a preemption, not a failure: k8s.io/api core/v1
+# PodReasonPreemptionByScheduler (and PreemptionByKubeScheduler, its older name).
 PREEMPTION_REASONS = frozenset({"PreemptionByScheduler", "PreemptionByKubeScheduler"})
 
 # A job's phase as its dependants see it: "" active, Succeeded, Failed; None: no such job.
