@@ -22,10 +22,10 @@ from typing import Any
 
 from ant.cache.metrics import Counter, Histogram
 from ant.cache.selectors import parse_labels
-from ant.cache.store import Strip, Table, decode, make_entry
+from ant.cache.store import Entry, Strip, Table, decode, make_entry
 from ant.errors import Conflict, NotFound
 from ant.jobs import schema
-from ant.jobs.transitions import Step, decide, job_patch, ungate_patch
+from ant.jobs.transitions import Signal, Step, decide, job_patch, pod_signal, ungate_patch
 from ant.kube import resources as r
 from ant.kube.client import Client
 
@@ -65,11 +65,26 @@ class Reconciler:
         self.pause_after = os.environ.get(PAUSE_AFTER_ENV, "")
         # --after: job -> the jobs waiting for it, learnt as the waiting jobs are reconciled.
         self._waiting_on: dict[JobKey, set[JobKey]] = {}
+        # What pods said as they changed (pod uid -> signal), until a reconcile of their job
+        # took it: the StatefulSet replaces a Succeeded pod at once, and with it the exit.
+        self._seen: dict[JobKey, dict[str, Signal]] = {}
         self._lock = threading.Lock()
 
     def dependants(self, key: JobKey) -> set[JobKey]:
         with self._lock:
             return set(self._waiting_on.get(key, ()))
+
+    def note(self, pod_entry: Entry) -> JobKey | None:
+        """A pod changed: keep what it says about its replica; returns its job."""
+        job = pod_entry.labels.get(schema.JOB)
+        if not job:
+            return None
+        key = (pod_entry.namespace, job)
+        signal = pod_signal(decode(self.pods.kind, pod_entry.raw))
+        if signal is not None:
+            with self._lock:
+                self._seen.setdefault(key, {})[signal.uid] = signal
+        return key
 
     def reconcile(self, key: JobKey) -> float | None:
         """Make the job's next step; returns when to look again (seconds), if ever."""
@@ -85,6 +100,16 @@ class Reconciler:
             self.metrics.duration.observe(time.perf_counter() - started, result)
 
     def _reconcile(self, key: JobKey) -> tuple[float | None, str]:
+        with self._lock:
+            seen = self._seen.pop(key, {})
+        try:
+            return self._decide_and_write(key, list(seen.values()))
+        except BaseException:
+            with self._lock:  # not acted on: keep it for the next attempt
+                self._seen[key] = {**seen, **self._seen.get(key, {})}
+            raise
+
+    def _decide_and_write(self, key: JobKey, seen: list[Signal]) -> tuple[float | None, str]:
         namespace, name = key
         entry = self.statefulsets.get(namespace, name)
         if entry is None:

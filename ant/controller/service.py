@@ -228,9 +228,9 @@ class ControllerService:
             self.queue.add(dependant)
 
     def _pod_changed(self, entry: Entry) -> None:
-        job = entry.labels.get(schema.JOB)
-        if job:
-            self.queue.add((entry.namespace, job))
+        key = self.reconciler.note(entry)
+        if key is not None:
+            self.queue.add(key)
 
     def _queue_all(self) -> None:
         entries, _ = self.store.table("statefulsets").select(None)

@@ -119,7 +119,16 @@ def ungate_patch(pod: PodRef) -> dict[str, Any]:
     }
 
 
-def decide(sts: Any, pods: Iterable[Any], phase_of: PhaseOf, now: datetime) -> Decision:
+def decide(
+    sts: Any,
+    pods: Iterable[Any],
+    phase_of: PhaseOf,
+    now: datetime,
+    seen: Iterable[Signal] = (),
+) -> Decision:
+    """The next step. ``seen``: signals the caller noted from pods as they changed, which
+    the pods may no longer show (a Succeeded pod is replaced by the StatefulSet at once)."""
+    pods = list(pods)
     meta = sts.metadata
     if meta.HasField("deletionTimestamp"):
         return Decision(None)
@@ -144,10 +153,13 @@ def decide(sts: Any, pods: Iterable[Any], phase_of: PhaseOf, now: datetime) -> D
     gated = [p for p in live if schema.AFTER_GATE in (g.name for g in p.spec.schedulingGates)]
     if gated:
         return Decision(Step("ungate", "dependencies met", ungate_pods=_ungated(gated)))
+    now_seen = [pod_signal(p) for p in pods]
     signals = [
         s
-        for s in (pod_signal(p) for p in pods if p.metadata.uid not in record.replaced_pods)
-        if s is not None and 0 <= s.replica < want and s.replica not in record.exits
+        for s in (*(s for s in now_seen if s is not None), *seen)
+        if s.uid not in record.replaced_pods
+        and 0 <= s.replica < want
+        and s.replica not in record.exits
     ]
     failures = sorted((s for s in signals if s.failed), key=lambda s: s.replica)
     if failures:
@@ -168,7 +180,12 @@ def decide(sts: Any, pods: Iterable[Any], phase_of: PhaseOf, now: datetime) -> D
 
 
 def pod_signal(pod: Any) -> Signal | None:
-    """Finished, failed, or nothing to say (running, pending, preempted, deleted by hand)."""
+    """Finished, failed, or nothing to say (running, pending, preempted, deleted by hand).
+
+    A pod being deleted says only whether it was disrupted (evicted, lost its node): its
+    containers' exits are the deletion's doing (SIGTERM), whoever asked for it (a restart,
+    a rollout, the StatefulSet replacing a finished pod), so they are not the workload's.
+    """
     meta, status = pod.metadata, pod.status
     replica = _replica(pod)
     disruption = next(
@@ -177,6 +194,8 @@ def pod_signal(pod: Any) -> Signal | None:
     )
     if disruption is not None and disruption.reason in PREEMPTION_REASONS:
         return None
+    if meta.HasField("deletionTimestamp"):
+        return None if disruption is None else _disrupted(pod, replica, disruption)
     for cs in status.containerStatuses:
         if cs.name != CONTAINER:
             continue
@@ -198,21 +217,22 @@ def pod_signal(pod: Any) -> Signal | None:
                 at,
             )
     if disruption is not None:
-        return Signal(
-            replica,
-            meta.name,
-            meta.uid,
-            True,
-            None,
-            f"replica {replica}: {disruption.reason or 'disrupted'}",
-            _time_text(disruption.lastTransitionTime),
-        )
+        return _disrupted(pod, replica, disruption)
     if status.phase == "Failed":
         why = status.reason or "pod failed"
         return Signal(replica, meta.name, meta.uid, True, None, f"replica {replica}: {why}", "")
     if status.phase == "Succeeded":
         return Signal(replica, meta.name, meta.uid, False, 0, "exited 0", "")
     return None
+
+
+def _disrupted(pod: Any, replica: int, disruption: Any) -> Signal:
+    """Evicted, or lost its node: a failure of the replica."""
+    why = disruption.reason or "disrupted"
+    at = _time_text(disruption.lastTransitionTime)
+    return Signal(
+        replica, pod.metadata.name, pod.metadata.uid, True, None, f"replica {replica}: {why}", at
+    )
 
 
 # ---- the steps ------------------------------------------------------------------------

@@ -269,6 +269,12 @@ def test_a_finished_job_is_deleted_when_its_ttl_is_up(ant: Ant) -> None:
 # ---- leader failover ---------------------------------------------------------------------
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def free_port_base(span: int = 7) -> int:
     """A block of loopback ports below the ephemeral range that nothing listens on."""
     for base in range(21443, 26000, 200):
@@ -315,7 +321,7 @@ def test_a_leader_killed_mid_transition_hands_over_and_no_transition_is_lost_or_
                     "controller",
                     "run",
                     "--plain-http",
-                    "--listen=127.0.0.1:0",
+                    f"--listen=127.0.0.1:{free_port()}",
                     "--lease-duration=4",
                     "--renew-deadline=3",
                     "--retry-period=1",

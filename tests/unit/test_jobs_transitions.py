@@ -91,8 +91,8 @@ def no_dependencies(name: str) -> str | None:
     raise AssertionError(f"asked for {name}")
 
 
-def step_of(sts: Any, pods: list[Any], phase_of: Any = no_dependencies) -> Any:
-    decision = decide(sts, pods, phase_of, NOW)
+def step_of(sts: Any, pods: list[Any], phase_of: Any = no_dependencies, seen: Any = ()) -> Any:
+    decision = decide(sts, pods, phase_of, NOW, seen)
     assert decision.step is not None
     return decision.step
 
@@ -270,3 +270,32 @@ def test_a_finished_job_read_from_its_status_alone_stays_finished() -> None:
     assert settled(sts)  # scaled to 0: nothing to read from pods
     job = job_from_status(sts)
     assert (job.status, job.replicas, job.ready) == (JobStatus.SUCCEEDED, 4, 0)
+
+
+def test_a_pod_being_deleted_says_nothing_but_a_disruption() -> None:
+    # ant restart, a rollout, the StatefulSet: SIGTERM's exit is the deletion's, not a failure
+    deleted = [pod(0), pod(1, exit_code=143, phase="Failed", deleting=True)]
+    assert decide(statefulset(2), deleted, no_dependencies, NOW) == Decision(None)
+    graceful = [pod(0), pod(1, exit_code=0, phase="Succeeded", deleting=True)]
+    assert decide(statefulset(2), graceful, no_dependencies, NOW) == Decision(None)
+    evicted = [pod(0), pod(1, disruption="EvictionByEvictionAPI", deleting=True)]
+    step = step_of(statefulset(2), evicted)
+    assert (step.kind, step.annotations[schema.RESTART_LOG].count("EvictionByEvictionAPI")) == (
+        "restart-job",
+        1,
+    )
+
+
+def test_an_exit_seen_earlier_counts_though_its_pod_was_replaced() -> None:
+    from ant.jobs.transitions import pod_signal
+
+    finished = pod_signal(pod(1, exit_code=0, phase="Succeeded"))
+    assert finished is not None
+    # the StatefulSet replaced the Succeeded pod at once: the new one runs again
+    step = step_of(statefulset(2), [pod(0, exit_code=0), pod(1, uid="again")], seen=[finished])
+    assert step.kind == "succeeded"
+    # but never a signal of a pod the last restart replaced
+    replaced = statefulset(2, replaced_pods=json.dumps(["pod-1"]))
+    assert decide(replaced, [pod(0), pod(1, uid="new")], no_dependencies, NOW, [finished]) == (
+        Decision(None)
+    )
