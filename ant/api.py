@@ -424,19 +424,10 @@ class Client:
             lifecycle.wait_gone(self.kube, self.namespace, names, timeout)
 
     def wait(self, job: JobRef, *, timeout: float = 600) -> Job:
-        """Until every replica of the job is Ready (Running); the job then.
-        ``DeadlineExceeded`` (exit 6) when ``timeout`` seconds pass first."""
-        from ant.jobs.podwatch import PodTracker, is_ready
-
-        name = _name(job)
-        replicas = self.get(name).replicas
-        tracker = PodTracker(self.kube, self.namespace, f"{schema.JOB}={name}")
-        tracker.wait_until(
-            lambda pods: sum(1 for p in pods.values() if is_ready(p)) >= replicas,
-            timeout,
-            what=f"every replica of {name} to be Ready",
-        )
-        return self.get(name)
+        """Until every replica of the job is Ready (``wait_until(..., "running")``, as
+        ``ant wait --for running``); the job then, read from the API server."""
+        self.wait_until([job], "running", timeout=timeout)
+        return self.get(job, fresh=True)
 
     def rollout(
         self,
