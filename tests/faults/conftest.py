@@ -1,0 +1,197 @@
+"""What the fault tests share: a seeded source of fault points, ant as a process to kill,
+and the independent view (the ``kubernetes`` package, as admin) that judges what is left.
+
+A run prints its seed; ``FAULT_SEED=<seed> pytest tests/faults`` replays the same points.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.helpers import Result, run_ant, wait_for
+
+if TYPE_CHECKING:
+    from tests.conftest import DevCluster
+
+ANT = Path(sys.executable).parent / "ant"  # the venv's entry point, as a user runs it
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> random.Random:
+    """This test's fault points: one seed per run, printed (shown when the test fails)."""
+    seed = int(os.environ.get("FAULT_SEED") or random.SystemRandom().randrange(2**32))
+    print(f"fault seed {seed} (replay: FAULT_SEED={seed} pytest {request.node.nodeid})")
+    return random.Random(f"{seed}:{request.node.name}")
+
+
+# ---- the independent view ----------------------------------------------------------------
+@dataclass
+class View:
+    """Every Service and StatefulSet in one namespace, as admin, at one moment."""
+
+    services: dict[str, Any]
+    statefulsets: dict[str, Any]
+
+    def orphans(self) -> list[str]:
+        """Services that are not owned by the existing StatefulSet of their name."""
+        bad = []
+        for name, svc in self.services.items():
+            sts = self.statefulsets.get(name)
+            owners = {o.uid for o in svc.metadata.owner_references or [] if o.kind == "StatefulSet"}
+            if sts is None or sts.metadata.uid not in owners:
+                bad.append(name)
+        return bad
+
+    def names(self) -> set[str]:
+        return set(self.services) | set(self.statefulsets)
+
+    def live(self) -> set[str]:
+        """StatefulSets not being deleted."""
+        return {n for n, s in self.statefulsets.items() if s.metadata.deletion_timestamp is None}
+
+
+@dataclass
+class Admin:
+    devcluster: DevCluster
+    namespace: str
+
+    def view(self) -> View:
+        from kubernetes import client
+
+        with self.devcluster.api_client("admin") as api:
+            core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+            services = core.list_namespaced_service(self.namespace).items
+            stses = apps.list_namespaced_stateful_set(self.namespace).items
+        return View({s.metadata.name: s for s in services}, {s.metadata.name: s for s in stses})
+
+    def no_orphans(self, timeout: float = 60) -> View:
+        """Once the garbage collector has settled: no Service without its StatefulSet."""
+        view: View | None = None
+
+        def settled() -> View | None:
+            nonlocal view
+            view = self.view()
+            return None if view.orphans() else view
+
+        return wait_for(
+            "no orphan Services", settled, timeout, state=lambda: view and view.orphans()
+        )
+
+    def empty(self, timeout: float = 90) -> None:
+        wait_for(
+            f"nothing left in {self.namespace}",
+            lambda: not self.view().names(),
+            timeout,
+            state=lambda: sorted(self.view().names()),
+        )
+
+
+@pytest.fixture
+def admin(devcluster: DevCluster, namespace: str) -> Admin:
+    return Admin(devcluster, namespace)
+
+
+# ---- ant as a process, killed at a point -------------------------------------------------
+Trigger = Callable[[View], bool]
+
+
+@dataclass
+class Victim:
+    """One ``ant`` process and the point at which it is killed: ``after`` seconds from its
+    start, or once ``when`` holds of what exists (whichever comes first)."""
+
+    argv: list[str]
+    point: str
+    after: float = float("inf")
+    when: Trigger | None = None
+    proc: subprocess.Popen[str] | None = None
+    started: float = 0.0
+    killed: bool = False
+    out: str = ""
+    err: str = field(default="", repr=False)
+
+    @property
+    def code(self) -> int:
+        assert self.proc is not None
+        return self.proc.returncode
+
+
+def spawn(admin: Admin, *argv: str, user: str = "alice") -> subprocess.Popen[str]:
+    """``ant`` as its own process in the test's namespace, no ANT_* settings inherited."""
+    kubeconfig = str(admin.devcluster.kubeconfig)
+    return subprocess.Popen(
+        [str(ANT), "--kubeconfig", kubeconfig, "--context", user, "-n", admin.namespace, *argv],
+        env={k: v for k, v in os.environ.items() if not k.startswith("ANT_")},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def kill_at_points(
+    admin: Admin, victims: Sequence[Victim], user: str = "alice", timeout: float = 120
+) -> list[Victim]:
+    """Start every victim at once (as ``user``) and SIGKILL each at its point; returns them
+    once all have ended, killed or not."""
+    for v in victims:
+        v.proc = spawn(admin, *v.argv, user=user)
+        v.started = time.monotonic()
+    deadline = time.monotonic() + timeout
+    running = list(victims)
+    while running:
+        assert time.monotonic() < deadline, f"still running: {[v.argv for v in running]}"
+        view = admin.view() if any(v.when for v in running) else None
+        for v in list(running):
+            assert v.proc is not None
+            if v.proc.poll() is not None:
+                running.remove(v)
+            elif time.monotonic() - v.started >= v.after or (
+                v.when is not None and view is not None and v.when(view)
+            ):
+                v.proc.send_signal(signal.SIGKILL)
+                v.killed = v.proc.wait() == -signal.SIGKILL  # else it ended just before
+                running.remove(v)
+        if running and view is None:
+            # Only delays are pending: the next one is the condition being waited on.
+            time.sleep(0.02)
+    for v in victims:
+        assert v.proc is not None
+        v.out, v.err = v.proc.communicate()
+    return list(victims)
+
+
+def describe(victims: Sequence[Victim]) -> str:
+    return "\n".join(
+        f"{'killed' if v.killed else f'exit {v.code}'} at {v.point}: ant {' '.join(v.argv)}"
+        + ("" if v.killed else f"\n  stdout: {v.out!r}\n  stderr: {v.err!r}")
+        for v in victims
+    )
+
+
+def ant(admin: Admin, *argv: str, user: str = "alice") -> Result:
+    """ant in process, in the test's namespace: the reruns and clean-ups after the faults."""
+    kubeconfig = str(admin.devcluster.kubeconfig)
+    args = ["--kubeconfig", kubeconfig, "--context", user, "-n", admin.namespace, *argv]
+    return run_ant(args, vars={"USER": "nobody"})
+
+
+def clean(result: Result, *codes: int) -> Result:
+    """It ended with one of ``codes`` and, if it failed, with one clear line."""
+    assert result.code in codes, result
+    assert "Traceback" not in result.err, result
+    assert "ant: error: unexpected" not in result.err, result
+    if result.code:
+        assert len([e for e in result.err_lines if e.startswith("ant: error: ")]) == 1, result
+    return result

@@ -1,0 +1,93 @@
+"""An API server restart in the middle of a sweep and of ``delete --sweep`` (issue 14).
+
+The restart (SIGKILL of kube-apiserver, etcd kept, back after a second) is made once the
+command has done part of its work, at a seeded point. Afterwards, as admin: no orphans,
+and what ant printed is exactly what exists (or, for a delete, what is gone).
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ant.errors import ExitCode
+from tests.conftest import DevCluster
+from tests.faults.conftest import Admin, ant, clean, spawn
+from tests.helpers import wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("ant_priorities")]
+
+JOBS = 30
+IMAGE = ["--image", "busybox:1.36"]
+
+
+def restart_apiserver(devcluster: DevCluster) -> None:
+    proc = devcluster.run_script("restart-apiserver", "--down-seconds", "1", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def sweep_of(admin: Admin, prefix: str) -> str:
+    view = admin.view()
+    (sweep,) = {s.metadata.labels["ant.dev/sweep"] for s in view.statefulsets.values()}
+    return str(sweep)
+
+
+def test_apiserver_restart_during_a_sweep(
+    admin: Admin, devcluster: DevCluster, rng: random.Random
+) -> None:
+    k = rng.randint(1, JOBS // 2)
+    print(f"restart once {k} StatefulSets exist")
+    proc = spawn(admin, "submit", "--name", "x", "--count", str(JOBS), *IMAGE, "-o", "name")
+    wait_for(
+        f"{k} StatefulSets",
+        lambda: len(admin.view().statefulsets) >= k or proc.poll() is not None,
+    )
+    restart_apiserver(devcluster)
+    out, err = proc.communicate(timeout=120)
+    view = admin.no_orphans()
+    jobs = set(view.statefulsets)
+    assert "Traceback" not in err, err
+    assert "ant: error: unexpected" not in err, err
+    if proc.returncode == 0:
+        assert len(jobs) == JOBS
+    else:
+        assert "(unconfirmed)" not in err, err  # reconciled against the server
+        assert f"{len(jobs)} of {JOBS} job(s) created" in err, err
+    assert set(out.split()) == jobs, (out, err)  # exactly the jobs that exist
+
+    if jobs:
+        sweep = sweep_of(admin, "x-")
+        deleted = clean(ant(admin, "delete", "--sweep", sweep, "--yes"), 0)
+        assert sorted(deleted.out.splitlines()) == sorted(f"job/{n} deleted" for n in jobs)
+    admin.empty()
+
+
+def test_apiserver_restart_during_delete_sweep(
+    admin: Admin, devcluster: DevCluster, rng: random.Random
+) -> None:
+    clean(ant(admin, "submit", "--name", "y", "--count", str(JOBS), *IMAGE), 0)
+    sweep = sweep_of(admin, "y-")
+    k = rng.randint(1, JOBS // 2)
+    print(f"restart once {k} jobs are being deleted")
+    proc = spawn(admin, "delete", "--sweep", sweep, "--yes")
+    wait_for(
+        f"{k} jobs being deleted",
+        lambda: JOBS - len(admin.view().live()) >= k or proc.poll() is not None,
+    )
+    restart_apiserver(devcluster)
+    out, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    assert "ant: error: unexpected" not in err, err
+    view = admin.no_orphans()
+    reported = {line.removeprefix("job/").removesuffix(" deleted") for line in out.splitlines()}
+    gone = {f"y-{sweep}-{i}" for i in range(JOBS)} - view.live()
+    if proc.returncode == 0:
+        assert reported == gone == {f"y-{sweep}-{i}" for i in range(JOBS)}, (out, err)
+    else:
+        assert reported == gone, (out, err)  # every report true: what it says went, went
+
+    left = view.live()
+    rerun = clean(ant(admin, "delete", "--sweep", sweep, "--yes"), 0, ExitCode.NOT_FOUND)
+    assert sorted(rerun.out.splitlines()) == sorted(f"job/{n} deleted" for n in left), rerun
+    admin.empty()
