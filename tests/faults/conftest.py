@@ -38,27 +38,36 @@ def rng(request: pytest.FixtureRequest) -> random.Random:
 # ---- the independent view ----------------------------------------------------------------
 @dataclass
 class View:
-    """Every Service and StatefulSet in one namespace, as admin, at one moment."""
+    """One namespace as admin at one moment: StatefulSets by name, and for every Service and
+    PodGroup (the parts a job's StatefulSet owns) the uids of its StatefulSet owners."""
 
-    services: dict[str, Any]
     statefulsets: dict[str, Any]
+    services: dict[str, set[str]]
+    podgroups: dict[str, set[str]]
 
     def orphans(self) -> list[str]:
-        """Services that are not owned by the existing StatefulSet of their name."""
-        bad = []
-        for name, svc in self.services.items():
-            sts = self.statefulsets.get(name)
-            owners = {o.uid for o in svc.metadata.owner_references or [] if o.kind == "StatefulSet"}
-            if sts is None or sts.metadata.uid not in owners:
-                bad.append(name)
-        return bad
+        """Parts not owned by the existing StatefulSet of their name."""
+        return [
+            f"{kind} {name}"
+            for kind, parts in (("Service", self.services), ("PodGroup", self.podgroups))
+            for name, owners in parts.items()
+            if (sts := self.statefulsets.get(name)) is None or sts.metadata.uid not in owners
+        ]
 
     def names(self) -> set[str]:
-        return set(self.services) | set(self.statefulsets)
+        return set(self.services) | set(self.podgroups) | set(self.statefulsets)
 
     def live(self) -> set[str]:
         """StatefulSets not being deleted."""
         return {n for n, s in self.statefulsets.items() if s.metadata.deletion_timestamp is None}
+
+
+def _owners(references: Any) -> set[str]:
+    return {
+        str(o["uid"] if isinstance(o, dict) else o.uid)
+        for o in references or []
+        if (o["kind"] if isinstance(o, dict) else o.kind) == "StatefulSet"
+    }
 
 
 @dataclass
@@ -71,9 +80,19 @@ class Admin:
 
         with self.devcluster.api_client("admin") as api:
             core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-            services = core.list_namespaced_service(self.namespace).items
             stses = apps.list_namespaced_stateful_set(self.namespace).items
-        return View({s.metadata.name: s for s in services}, {s.metadata.name: s for s in stses})
+            services = core.list_namespaced_service(self.namespace).items
+            podgroups = client.CustomObjectsApi(api).list_namespaced_custom_object(
+                "scheduling.k8s.io", "v1beta1", self.namespace, "podgroups"
+            )["items"]
+        return View(
+            {s.metadata.name: s for s in stses},
+            {s.metadata.name: _owners(s.metadata.owner_references) for s in services},
+            {
+                p["metadata"]["name"]: _owners(p["metadata"].get("ownerReferences"))
+                for p in podgroups
+            },
+        )
 
     def no_orphans(self, timeout: float = 60) -> View:
         """Once the garbage collector has settled: no Service without its StatefulSet."""

@@ -44,7 +44,7 @@ def delay(rng: random.Random) -> tuple[str, float]:
 def test_kill_9_during_submit(admin: Admin, rng: random.Random) -> None:
     victims = []
     for i in range(POINTS):
-        name, argv = f"s{i}", ["submit", "--name", f"s{i}", *IMAGE]
+        name, argv = f"s{i}", ["submit", "--name", f"s{i}", "--replicas", "2", *IMAGE]
         if rng.random() < 0.5:
             # Between the StatefulSet and its Service, where orphans were made.
             when = lambda view, name=name: name in view.statefulsets  # noqa: E731

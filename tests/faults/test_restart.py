@@ -27,7 +27,7 @@ def restart_apiserver(devcluster: DevCluster) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def sweep_of(admin: Admin, prefix: str) -> str:
+def sweep_of(admin: Admin) -> str:
     view = admin.view()
     (sweep,) = {s.metadata.labels["ant.dev/sweep"] for s in view.statefulsets.values()}
     return str(sweep)
@@ -49,15 +49,22 @@ def test_apiserver_restart_during_a_sweep(
     jobs = set(view.statefulsets)
     assert "Traceback" not in err, err
     assert "ant: error: unexpected" not in err, err
+    printed = set(out.split())
+    state = f"printed {sorted(printed)}\nexisting {sorted(jobs)}\n{err}"
     if proc.returncode == 0:
-        assert len(jobs) == JOBS
+        assert printed == jobs, state
+        assert len(jobs) == JOBS, state
+    elif "(unconfirmed)" in err:
+        # The server refused even the reconciling list (right after a restart its RBAC
+        # may still deny): ant says so, and names only jobs that do exist.
+        assert printed <= jobs, state
+        assert f"{len(printed)} of {JOBS} job(s) created as far as ant saw" in err, state
     else:
-        assert "(unconfirmed)" not in err, err  # reconciled against the server
-        assert f"{len(jobs)} of {JOBS} job(s) created" in err, err
-    assert set(out.split()) == jobs, (out, err)  # exactly the jobs that exist
+        assert printed == jobs, state  # reconciled: exactly the jobs that exist
+        assert f"{len(jobs)} of {JOBS} job(s) created" in err, state
 
     if jobs:
-        sweep = sweep_of(admin, "x-")
+        sweep = sweep_of(admin)
         deleted = clean(ant(admin, "delete", "--sweep", sweep, "--yes"), 0)
         assert sorted(deleted.out.splitlines()) == sorted(f"job/{n} deleted" for n in jobs)
     admin.empty()
@@ -67,7 +74,7 @@ def test_apiserver_restart_during_delete_sweep(
     admin: Admin, devcluster: DevCluster, rng: random.Random
 ) -> None:
     clean(ant(admin, "submit", "--name", "y", "--count", str(JOBS), *IMAGE), 0)
-    sweep = sweep_of(admin, "y-")
+    sweep = sweep_of(admin)
     k = rng.randint(1, JOBS // 2)
     print(f"restart once {k} jobs are being deleted")
     proc = spawn(admin, "delete", "--sweep", sweep, "--yes")
