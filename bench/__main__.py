@@ -15,6 +15,7 @@ BENCHMARKS = {
     "gangs": "bench.gangs",
     "controller": "bench.controller",
     "clusters": "bench.clusters",
+    "ownjobs": "bench.ownjobs",
 }
 
 
