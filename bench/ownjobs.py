@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from typing import Any
 from ant.kube import codec
 from ant.kube import resources as r
 from ant.kube.client import connect
+from ant.kube.liststream import ListReader
 from bench import seed, workload
 from bench.cache import start_cache, wait_ready
 from bench.common import (
@@ -142,17 +143,31 @@ def big_list_commands(cluster: Cluster, official: bool) -> list[Command]:
     return out
 
 
-def body_bytes(cluster: Cluster) -> int:
-    """The uncompressed protobuf bodies of every StatefulSet and every Pod."""
+def inventory(cluster: Cluster) -> dict[str, tuple[int, int]]:
+    """Items and uncompressed protobuf body bytes of every StatefulSet and every Pod,
+    counted as they stream by: this process stays small, since a child's ``ru_maxrss``
+    starts from the size of the parent it was forked from."""
     client = connect(str(cluster.kubeconfig), cluster.context, timeout=600)
     client.transport.session.headers["Accept-Encoding"] = "identity"
+    out = {}
     try:
-        return sum(
-            len(client.transport.request("GET", res.path(), accept=codec.PROTOBUF).content)
-            for res in (r.STATEFULSETS, r.PODS)
-        )
+        for res in (r.STATEFULSETS, r.PODS):
+            sizes: list[int] = []
+            with client.transport.stream(res.path(), accept=codec.PROTOBUF, chunk_size=1 << 20) as (
+                _,
+                chunks,
+            ):
+                items = sum(1 for _ in ListReader().items(_counted(chunks, sizes)))
+            out[res.plural] = (items, sum(sizes))
     finally:
         client.transport.close()
+    return out
+
+
+def _counted(chunks: Iterator[bytes], sizes: list[int]) -> Iterator[bytes]:
+    for chunk in chunks:
+        sizes.append(len(chunk))
+        yield chunk
 
 
 def summary_rows(samples: dict[str, Samples], with_rss: bool) -> list[list[str]]:
@@ -241,11 +256,11 @@ def main(argv: list[str]) -> int:
         if not args.no_seed:
             seeded = seed.seed(client, args.prefix, args.n, args.seed_timeout)
             print(f"bench: seeded N={args.n}: {seeded}", file=sys.stderr, flush=True)
-        counts = {
-            res.plural: len(client.list_metadata(res).items) for res in (r.STATEFULSETS, r.PODS)
-        }
     finally:
         client.transport.close()
+    listed = inventory(cluster)
+    counts = {plural: items for plural, (items, _) in listed.items()}
+    body = sum(size for _, size in listed.values())
     with tempfile.TemporaryDirectory(prefix="ant-bench-ownjobs-") as work:
         cache = start_cache(cluster.kubeconfig, cluster.context, Path(work))
         try:
@@ -256,7 +271,6 @@ def main(argv: list[str]) -> int:
             load_own = os.getloadavg()[0]
         finally:
             cache.stop()
-    body = body_bytes(cluster)
     big = measure(big_list_commands(cluster, not args.no_official), args.big_runs)
     load_big = os.getloadavg()[0]
     result = {
@@ -272,6 +286,7 @@ def main(argv: list[str]) -> int:
         "load_average_1m": [load_before, load_own, load_big],
         "machine": machine_info(cluster),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        # A child's ru_maxrss is at least this (it starts as a copy of this process).
         "self_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
     write_json(args.results_dir / "ownjobs.json", result)
