@@ -49,6 +49,7 @@ COMMANDS = (
     CommandEntry("wait", "Wait until jobs are running, finished or succeeded."),
     CommandEntry("delete", "Delete jobs: their StatefulSet, pods and Service."),
     CommandEntry("whoami", "Show who the API server says you are, and your ant user label."),
+    CommandEntry("config", "Show or change your defaults: the config file."),
     CommandEntry("admin", "Set up a cluster for ant (needs cluster-admin rights)."),
     CommandEntry("cache", "Serve ant's reads from memory: the read cache."),
     CommandEntry("controller", "Run the controller that makes jobs succeed, fail and restart."),
@@ -159,6 +160,7 @@ def main_options(
     # Not run for `ant --help`: what a command needs is imported here.
     from ant.cli.context import App
     from ant.cli.environment import Environment
+    from ant.cli.settings import Settings
 
     env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
     given = {
@@ -166,4 +168,5 @@ def main_options(
         for o in GLOBAL_OPTIONS
         if ctx.get_parameter_source(o.parameter) is ParameterSource.COMMANDLINE
     }
-    ctx.obj = App(env, resolve(given, env.vars))
+    settings = Settings.for_env(env.vars)  # read only if a value is wanted from it
+    ctx.obj = App(env, resolve(given, env.vars, settings), settings)

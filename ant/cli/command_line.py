@@ -13,8 +13,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ant.errors import UsageError
+
+if TYPE_CHECKING:
+    from ant.cli.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,9 @@ class GlobalOption:
     help: str
     counted: bool = False  # a repeatable flag without a value (-v, -vv)
     switch: bool = False  # a flag without a value, on or off (--all-clusters)
+    config_key: str = ""  # the config file's key below the variable (ant.cli.settings)
+    # Its config value depends on the context in use (a context's section): App reads it.
+    per_context: bool = False
 
     @property
     def takes_value(self) -> bool:
@@ -32,10 +39,17 @@ class GlobalOption:
 
 
 GLOBAL_OPTIONS = (
-    GlobalOption(("--context",), "ANT_CONTEXT", "context", "kubeconfig context to use."),
+    GlobalOption(
+        ("--context",), "ANT_CONTEXT", "context", "kubeconfig context to use.", config_key="context"
+    ),
     GlobalOption(("--kubeconfig",), "ANT_KUBECONFIG", "kubeconfig", "Path of the kubeconfig file."),
     GlobalOption(
-        ("--namespace", "-n"), "ANT_NAMESPACE", "namespace", "Namespace (default: the context's)."
+        ("--namespace", "-n"),
+        "ANT_NAMESPACE",
+        "namespace",
+        "Namespace (default: the context's).",
+        config_key="namespace",
+        per_context=True,
     ),
     GlobalOption(
         ("--verbose", "-v"), "ANT_VERBOSE", "verbose", "Log API calls (-vv: more).", counted=True
@@ -174,8 +188,14 @@ def typed_values(args: Sequence[str]) -> dict[str, str | int]:
     return values
 
 
-def resolve(given: Mapping[str, str | int], env_vars: Mapping[str, str]) -> GlobalOptions:
-    """The options in force: those ``given`` on the command line beat their variables.
+def resolve(
+    given: Mapping[str, str | int],
+    env_vars: Mapping[str, str],
+    settings: Settings | None = None,
+) -> GlobalOptions:
+    """The options in force: given on the command line, else their variables, else the
+    config file (``settings``), else None. An option whose config value depends on the
+    context (``per_context``) is left None here: ``App`` reads it once the context is known.
 
     (click could read ANT_* itself, but only from ``os.environ``: the injected
     environment is the one that counts.)
@@ -188,7 +208,10 @@ def resolve(given: Mapping[str, str | int], env_vars: Mapping[str, str]) -> Glob
         elif option.parameter in given:
             values[option.parameter] = given[option.parameter]
         elif not option.counted:
-            values[option.parameter] = env_vars.get(option.env_var) or None
+            value = env_vars.get(option.env_var) or None
+            if value is None and option.config_key and not option.per_context and settings:
+                value = settings.get(option.config_key)
+            values[option.parameter] = value
         else:
             raw = env_vars.get(option.env_var, "").strip()
             if raw and not raw.isdigit():

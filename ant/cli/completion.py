@@ -44,6 +44,7 @@ def complete_job(ctx: typer.Context, incomplete: str) -> list[tuple[str, str] | 
 
 
 def _jobs(ctx: typer.Context, incomplete: str) -> list[tuple[str, str] | str]:
+    from ant.cli.settings import Settings
     from ant.jobs import schema
     from ant.jobs.identity import whoami
     from ant.kube import config
@@ -56,7 +57,9 @@ def _jobs(ctx: typer.Context, incomplete: str) -> list[tuple[str, str] | str]:
     # ant takes global options after the command name too (``ant logs -n x <TAB>``), which
     # only the hoisting understands: read them from the words typed so far.
     words, _ = split_trailing_command(_typed_words(env_vars))
-    options = resolve(typed_values(hoist_global_options(words)), env_vars)
+    options = resolve(
+        typed_values(hoist_global_options(words)), env_vars, Settings.for_env(env_vars)
+    )
     kc = config.load(options.kubeconfig, options.context, env_vars)
     client = Client(
         Transport.from_kubeconfig(

@@ -13,6 +13,7 @@ from ant.cli.terminal import Terminal
 
 if TYPE_CHECKING:
     from ant.api import Client as Api
+    from ant.cli.settings import Settings
     from ant.jobs.identity import Identity, IdentityCache
     from ant.jobs.ownership import Owner
     from ant.kube.client import Client
@@ -24,11 +25,16 @@ DEFAULT_DEADLINE = 60  # seconds: docs/cli.md and --deadline's help say so
 
 
 class App:
-    def __init__(self, env: Environment, options: GlobalOptions) -> None:
+    def __init__(
+        self, env: Environment, options: GlobalOptions, settings: Settings | None = None
+    ) -> None:
+        from ant.cli.settings import Settings
         from ant.kube.transport import Deadline
 
         self.env = env
         self.options = options
+        # The config file (read on first use): defaults below flags and variables.
+        self.settings = settings or Settings.for_env(env.vars)
         self.deadline_seconds = _deadline_seconds(options.deadline)
         # Starts now, with the command: every request and retry of the command checks it.
         self.deadline = Deadline(self.deadline_seconds, hint="--deadline or ANT_DEADLINE sets it")
@@ -62,17 +68,33 @@ class App:
             cache_url=None,
             deadline=f"{max(1, round(seconds))}s",
         )
-        return App(self.env, options)
+        return App(self.env, options, self.settings)
 
     @property
     def namespace(self) -> str:
+        """-n, else ANT_NAMESPACE, else the config file (the context's section first), else
+        the kubeconfig context's namespace."""
         if self.options.namespace:
             return self.options.namespace  # validated with the other global options
+        configured = self.setting("namespace")
+        if configured:
+            return str(configured)  # checked when the file was read
         from ant.jobs.schema import validate_namespace
 
         namespace = self.kubeconfig.namespace
         validate_namespace(namespace, f"the namespace of context {self.kubeconfig.context}")
         return namespace
+
+    def setting(self, key: str) -> Any:
+        """A default from the config file for the context in use (its section, then the
+        top), or None; without a kubeconfig, the top-level value."""
+        from ant.errors import ConfigError
+
+        try:
+            context: str | None = self.options.context or self.kubeconfig.context
+        except ConfigError:
+            context = None
+        return self.settings.get(key, context)
 
     def named_namespaces(self) -> list[str]:
         """The namespaces the user names for this cluster (kubeconfig's contexts): where

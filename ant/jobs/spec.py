@@ -221,16 +221,17 @@ def _depth(doc: Any) -> int:
     return deepest
 
 
-def load_file(path: str) -> JobSpec:
+def load_file(path: str, defaults: JobSpec | None = None) -> JobSpec:
+    """The job spec file; keys it does not give come from ``defaults`` (the user's config)."""
     doc = read_yaml(path, "job spec")
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
         raise ValidationError(path, "a job spec is a mapping of fields (name, image, ...)")
-    return from_mapping(doc, path)
+    return from_mapping(doc, path, defaults)
 
 
-def from_mapping(doc: Mapping[str, Any], source: str) -> JobSpec:
+def from_mapping(doc: Mapping[str, Any], source: str, defaults: JobSpec | None = None) -> JobSpec:
     values: dict[str, Any] = {}
     references: dict[str, list[str]] = {}
     for key, value in doc.items():
@@ -245,7 +246,7 @@ def from_mapping(doc: Mapping[str, Any], source: str) -> JobSpec:
             references[_REFERENCE_KEYS[key]] = _strings(value, f"{source}: {key}")
         else:
             values[FILE_KEYS[key]] = _coerce(FILE_KEYS[key], value, f"{source}: {key}")
-    return JobSpec(**values, **data.parse_all(**references, source=source))
+    return replace(defaults or JobSpec(), **values, **data.parse_all(**references, source=source))
 
 
 def _strings(value: Any, where: str) -> list[str]:

@@ -10,6 +10,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -295,4 +296,40 @@ def test_all_namespaces_for_a_researcher_lists_where_they_may_and_says_what_it_s
     assert here in carols.out.split()
     assert carols.err_lines == ["skipped 1 namespace(s) where you may not list jobs: default"], (
         carols.err
+    )
+
+
+# ---- 7. the config file ----------------------------------------------------------------------
+def test_the_config_file_gives_defaults_below_flags_and_variables(
+    ant: Ant, devcluster: DevCluster, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    vars = {"ANT_CONFIG": str(config)}
+    job = unique("configured")
+    ant.ok("config", "set", "image", "busybox:1.36", vars=vars)
+    ant.ok("config", "set", "contexts.alice.namespace", "queued", vars=vars)
+    ant.ok("config", "set", "resources.cpu", "100m", vars=vars)
+    ant.created.append(("queued", job))
+    ant.ok("submit", "--name", job, "--", "sleep", "3600", vars=vars)  # no -n, no --image
+    sts = statefulset(devcluster, "queued", job)
+    (main,) = sts.spec.template.spec.containers
+    assert (main.image, main.resources.requests) == ("busybox:1.36", {"cpu": "100m"})
+    assert job in ant.ok("list", "-o", "name", vars=vars).out.split()
+    # A variable beats the file, a flag beats both.
+    research = ant.ok("list", "-o", "json", vars={**vars, "ANT_NAMESPACE": "research"}).json()
+    assert all(i["namespace"] == "research" for i in research["items"])
+    flagged = ant.ok("list", "-n", "research", "-o", "name", vars=vars).out.split()
+    assert job not in flagged
+    # bob has no section: the kubeconfig's namespace for him.
+    assert ant("list", "-o", "name", user="bob", vars=vars).code == 0
+    bad = ant("list", vars={"ANT_CONFIG": str(tmp_path / "bad.yaml")})
+    assert bad.code == 0  # no file: ant's own defaults
+    (tmp_path / "bad.yaml").write_text("contexts: {alice: {namspace: x}}\n")
+    bad = ant("list", vars={"ANT_CONFIG": str(tmp_path / "bad.yaml")})
+    assert (bad.code, bad.err_lines) == (
+        ExitCode.USAGE,
+        [
+            f"ant: error: {tmp_path / 'bad.yaml'}: contexts.alice.namspace: unknown key "
+            "(did you mean namespace?)"
+        ],
     )

@@ -133,7 +133,8 @@ def submit(
     from ant.jobs.identity import Identity, whoami
 
     app: App = ctx.obj
-    base = _load_spec(file, app) if file else jobspec.JobSpec()
+    defaults = _config_defaults(app)  # the config file's: below the file and the flags
+    base = _load_spec(file, app, defaults) if file else defaults
     resources = {
         **manifest.accelerator_resources(tpus, gpus),
         **jobspec.parse_pairs(resource or [], "--resource"),
@@ -268,8 +269,9 @@ def _gang(
     from ant.jobs import gang as gangs
     from ant.kube import resources as r
 
-    # --no-gang overrides a default queue (ANT_QUEUE), not an explicit --queue.
-    default_queue = "" if no_gang else app.env.vars.get("ANT_QUEUE", "")
+    # --no-gang overrides a default queue (ANT_QUEUE, else the config file's), not an
+    # explicit --queue.
+    default_queue = "" if no_gang else app.env.vars.get("ANT_QUEUE") or app.setting("queue") or ""
     request = gangs.GangRequest(
         enabled=not no_gang,
         min_replicas=min_replicas,
@@ -369,7 +371,26 @@ def _print_dry_run(app: App, jobs: list[Manifests], output: OutputFormat | None)
     (app.terminal.json if output is OutputFormat.json else app.terminal.yaml)(document)
 
 
-def _load_spec(file: str, app: App) -> JobSpec:
+def _config_defaults(app: App) -> JobSpec:
+    """A job spec of what the config file sets for submit (image, priority, resources)."""
+    from ant.jobs import manifest
+    from ant.jobs import spec as jobspec
+
+    resources = dict(app.setting("resources") or {})
+    tpus, gpus = resources.pop("tpus", None), resources.pop("gpus", None)
+    return jobspec.JobSpec(
+        image=app.setting("image") or "",
+        priority=app.setting("priority") or jobspec.JobSpec.priority,
+        resources={
+            **manifest.accelerator_resources(
+                int(tpus) if tpus is not None else None, int(gpus) if gpus is not None else None
+            ),
+            **resources,
+        },
+    )
+
+
+def _load_spec(file: str, app: App, defaults: JobSpec) -> JobSpec:
     """The job spec FILE. One that does not exist, is not named like YAML, and comes with no
     command after ``--`` is most likely the job's command typed without ``--``."""
     from pathlib import Path
@@ -378,7 +399,7 @@ def _load_spec(file: str, app: App) -> JobSpec:
     from ant.jobs import spec as jobspec
 
     try:
-        return jobspec.load_file(file)
+        return jobspec.load_file(file, defaults)
     except UsageError as e:
         path = Path(file)
         if app.env.trailing_command or path.exists() or path.suffix in (".yaml", ".yml"):
