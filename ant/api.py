@@ -102,6 +102,9 @@ class Client:
         command_line: str = "ant.Client.submit",
         cwd: str | None = None,
         on_unchecked: Callable[[str], None] | None = None,
+        gang: bool = True,
+        min_replicas: int | None = None,
+        queue: str = "",
         **fields: Any,
     ) -> Job:
         """Submit a job; returns it as created (no replicas yet).
@@ -113,12 +116,18 @@ class Client:
         ``secret_mounts``, ``mounts``, ``config_maps`` (the CLI's grammar). Checked as the
         CLI checks: ``ValidationError`` (exit 2) before anything is sent, ``NotFoundError``
         for a missing Secret, PVC or ConfigMap, ``JobExists`` if the name is taken.
-        ``on_unchecked`` hears of references ant may not read.
+        ``on_unchecked`` hears of references ant may not read. ``gang``, ``min_replicas``
+        and ``queue`` are ``--no-gang`` (False), ``--min-replicas`` and ``--queue``: a job
+        of more than one replica is a gang by default (docs/queueing.md#gangs); where the
+        cluster has no engine for it, it is submitted without one.
         """
         from ant.jobs import data, manifest
+        from ant.jobs import gang as gangs
         from ant.jobs import spec as jobspec
         from ant.jobs.documents import rfc3339
         from ant.jobs.identity import whoami
+        from ant.kube import resources as r
+        from ant.kube.discovery import Discovery
 
         base = jobspec.load_file(spec) if isinstance(spec, str) else spec or jobspec.JobSpec()
         references = {k: fields.pop(k) for k in _REFERENCE_ARGS if k in fields}
@@ -141,7 +150,12 @@ class Client:
             command_line=command_line,
             git=manifest.git_info(cwd or os.getcwd()),
         )
-        manifests = manifest.build(job, manifest.job_name(job), self.namespace, provenance)
+        request = gangs.GangRequest(enabled=gang, min_replicas=min_replicas, queue=queue)
+        gangs.validate(request, job.replicas)
+        chosen = gangs.choose(
+            request, job.replicas, lambda: Discovery(self.kube, None).serves(r.PODGROUPS)
+        )
+        manifests = manifest.build(job, manifest.job_name(job), self.namespace, provenance, chosen)
         return self.create(manifests, job.priority, on_unchecked=on_unchecked)
 
     def create(

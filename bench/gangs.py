@@ -268,6 +268,9 @@ def main(argv: list[str]) -> int:
     run_id = f"{int(time.time()) % 100000}"
     results = {}
     for mode in args.modes.split(","):
+        if mode == "kueue" and not _kueue_running(client):
+            print("# kueue: skipped, no LocalQueue tpu in queued (cluster.py up --kueue)")
+            continue
         print(f"# replaying {len(jobs)} jobs over {args.duration:.0f}s: {mode}", flush=True)
         results[mode] = replay(client, mode, jobs, run_id)
         print(results[mode], flush=True)
@@ -302,3 +305,14 @@ def _namespace(client: Any, name: str) -> None:
     namespace.metadata.name = name
     with suppress(AlreadyExists):
         client.create(r.NAMESPACES, namespace)
+
+
+def _kueue_running(client: Any) -> bool:
+    from ant.errors import AntError
+    from ant.kube import resources as r
+
+    try:
+        client.get(r.LOCAL_QUEUES, KUEUE_QUEUE, KUEUE_NAMESPACE)
+    except AntError:
+        return False
+    return True
