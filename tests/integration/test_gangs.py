@@ -13,9 +13,13 @@ scheduler has seen the one before. Released the same way:
 - with PodGroups one job runs whole, the other is ``Queued`` holding nothing, with the
   scheduler's reason; and it runs whole as soon as the first is deleted.
 
-Then ``ant rollout`` of a gang job: pods deleted in a batch come back into the same
-admitted gang. Every command is the real CLI in process as alice; what exists is read
-with an independent client (the ``kubernetes`` package, as admin).
+With Kueue (namespace ``queued``) the same two jobs are told apart by quota: one is
+admitted, the other ``Queued`` with Kueue's reason and position, then admitted whole.
+A preempted PodGroup gang (``disruptionMode: All``) loses every pod at once, waits
+``Queued`` and restarts whole. ``ant rollout`` of a gang job, on both engines: pods
+deleted in a batch come back into the same admitted gang. Every command is the real CLI
+in process as alice; what exists is read with an independent client (the ``kubernetes``
+package, as admin).
 """
 
 from __future__ import annotations
@@ -316,3 +320,29 @@ def test_rollout_of_a_kueue_gang_brings_pods_back_into_the_admitted_workload(
     assert len(found) == 4
     assert all(p.spec.node_name for p in found)
     assert ant.show(r)["admission"]["admitted"] is True
+
+
+def test_a_preempted_podgroup_gang_loses_every_pod_waits_whole_and_restarts_whole(
+    ant: Ant, devcluster: DevCluster
+) -> None:
+    ns = ant.namespace
+    ant.ok("submit", "--name", "low", "--image", "busybox:1.36", "--replicas", "8",
+           "--tpus", "4", "--priority", "opportunistic")  # fmt: skip
+    wait_for("low to take the pool", lambda: bound(devcluster, ns, "low") == 8)
+    ant.ok("submit", "--name", "top", "--image", "busybox:1.36", "--replicas", "4",
+           "--tpus", "4", "--priority", "high")  # fmt: skip
+    # disruptionMode All: the whole low group goes, not just the 4 nodes top needs.
+    wait_for(
+        "top to run and low to wait Queued with no pod bound",
+        lambda: (
+            ant.statuses() == {"top": "Running", "low": "Queued"}
+            and bound(devcluster, ns, "low") == 0
+        ),
+        state=ant.statuses,
+    )
+    ant.ok("delete", "top", "--yes")
+    wait_for(
+        "low to run whole again",
+        lambda: ant.statuses() == {"low": "Running"} and bound(devcluster, ns, "low") == 8,
+        state=ant.statuses,
+    )
