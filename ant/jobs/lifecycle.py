@@ -562,25 +562,45 @@ def wait_replaced_and_ready(
     old_uids: dict[str, str],
     timeout: float,
     on_change: Callable[[int], None] | None = None,
-) -> None:
-    """Until each named pod exists again with a new uid and is Ready."""
+    *,
+    stop_when_unschedulable: bool = False,
+) -> Pods:
+    """Until each named pod exists again with a new uid and is Ready; the job's pods then.
+    ``stop_when_unschedulable``: or until one of them is found unschedulable (it lost its
+    slot, ``ant restart --wait``)."""
     from ant.jobs.podwatch import PodTracker, is_ready
 
     tracker = PodTracker(client, job.namespace, f"{schema.JOB}={job.name}")
 
-    def count(pods: Pods) -> int:
-        return sum(
-            1
+    def replaced(pods: Pods) -> list[Any]:
+        return [
+            pods[name]
             for name, uid in old_uids.items()
-            if name in pods and pods[name].metadata.uid != uid and is_ready(pods[name])
-        )
+            if name in pods and pods[name].metadata.uid != uid
+        ]
 
-    tracker.wait_until(
-        lambda pods: count(pods) == len(old_uids),
+    def count(pods: Pods) -> int:
+        return sum(1 for pod in replaced(pods) if is_ready(pod))
+
+    def done(pods: Pods) -> bool:
+        if stop_when_unschedulable and any(unschedulable(pod) for pod in replaced(pods)):
+            return True
+        return count(pods) == len(old_uids)
+
+    return tracker.wait_until(
+        done,
         timeout,
         on_change=(lambda pods: on_change(count(pods))) if on_change else None,
         what="restarted pods to be Ready",
     )
+
+
+def unschedulable(pod: Any) -> str:
+    """The scheduler's message when it found no room for ``pod``; empty otherwise."""
+    for c in pod.status.conditions:
+        if c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable":
+            return " ".join(c.message.split()) or "Unschedulable"
+    return ""
 
 
 # ---- logs ---------------------------------------------------------------------

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -333,3 +334,62 @@ def test_the_config_file_gives_defaults_below_flags_and_variables(
             "(did you mean namespace?)"
         ],
     )
+
+
+# ---- 2. restart keeps the slot, or says it may not -------------------------------------------
+def test_restart_on_a_full_pool_says_the_replica_may_lose_its_slot(
+    tmp_path: Path, cluster_script: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    """A private one-node cluster (4 TPUs): alice's job holds them, bob's waits with the same
+    priority. Restarting alice's replica would hand the TPUs to bob's pod: ant says so."""
+    from tests.integration.test_into_a_job import free_port_base
+
+    private = {
+        "ANT_DEVCLUSTER_STATE": str(tmp_path / "state"),
+        "ANT_DEVCLUSTER_PORT_BASE": str(free_port_base()),
+        "ANT_DEVCLUSTER_NODES": "1",
+    }
+    up = cluster_script("up", env=private)
+    try:
+        assert up.returncode == 0, up.stderr
+        kubeconfig = up.stdout.strip()
+
+        def ant(user: str, *argv: str, stdin: io.StringIO | None = None) -> Result:
+            return run_ant(["--kubeconfig", kubeconfig, "--context", user, *argv], stdin=stdin)
+
+        assert ant("admin", "admin", "install-priorities").code == 0
+        for user, job in (("alice", "holds"), ("bob", "waits")):
+            done = ant(user, "submit", "--name", job, "--image", "busybox", "--tpus", "4")
+            assert done.code == 0, str(done)
+            running = ant(user, "wait", job, "--for", "running", "--timeout", "60s")
+            if job == "holds":
+                assert running.code == 0, str(running)
+
+        def bob_waits() -> bool:
+            shown = ant("bob", "show", "waits", "-o", "json").json()
+            return any(p["reason"] == "Unschedulable" for p in shown["pods"])
+
+        wait_for("bob's pod to find no room", bob_waits)
+        # Without a terminal and without --yes: said, and refused; nothing deleted.
+        asked = ant("alice", "restart", "holds", "-r", "0")
+        assert asked.code == ExitCode.USAGE, str(asked)
+        assert asked.err_lines == [
+            "ant: warning: the pool has no room of this size: 1 pod(s) of equal or higher "
+            "priority wait in this namespace (others are not visible to you), first "
+            "research/waits-0 (priority 10000): the restarted replica may lose its slot to "
+            "them and wait Pending",
+            "ant: error: Restart anyway: needs confirmation (pass --yes to confirm in scripts)",
+        ]
+        assert ant("alice", "show", "holds", "-o", "json").json()["ready"] == 1
+        # --yes --wait: bob's older pod takes the TPUs; alice's replica is Pending, and told.
+        lost = ant("alice", "restart", "holds", "-r", "0", "--yes", "--wait", "--timeout", "60s")
+        assert lost.code == ExitCode.ERROR, str(lost)
+        assert lost.out == "pod/holds-0 deleted\n"
+        assert lost.err_lines[-1].startswith(
+            "ant: error: pod/holds-0 lost its slot and is Pending: 0/1 nodes are available"
+        ), lost.err
+        wait_for("bob's job running", lambda: ant("bob", "show", "waits", "-o", "json").json()[
+            "ready"
+        ] == 1)  # fmt: skip
+    finally:
+        cluster_script("down", env=private, timeout=120)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -8,10 +8,15 @@ from ant.cli.clusters import locate
 from ant.cli.context import App
 from ant.cli.options import Force, JobName
 
+if TYPE_CHECKING:
+    from ant.jobs.slots import SlotCheck
+
 HELP = """Restart replicas: delete their pods so the StatefulSet recreates them.
 
 Without --replica every pod is restarted, after confirmation. Another user's job only
-with --force."""
+with --force. On a full pool where pods of equal or higher priority wait for what the
+restart frees, ant says so and asks first (docs/cli.md); --wait then says where each pod
+landed, or that it lost its slot."""
 
 
 def restart(
@@ -26,7 +31,7 @@ def restart(
     force: Force = False,
 ) -> None:
     from ant.errors import Aborted
-    from ant.jobs import lifecycle, ownership
+    from ant.jobs import lifecycle, ownership, slots
     from ant.jobs.spec import parse_duration
     from ant.kube import resources as r
 
@@ -49,12 +54,47 @@ def restart(
         f"Restart all {found.replicas} replicas of {job}{whose}?", assume_yes=yes
     ):
         raise Aborted("nothing restarted")
+    risk = slots.check(app.client, found, replica or None)
+    if risk.at_risk:
+        app.terminal.warn(_risk_line(risk))
+        if not app.terminal.confirm("Restart anyway?", assume_yes=yes):
+            raise Aborted("nothing restarted")
     deleted = app.api.restart(found, replica or None, force=force)
     for pod in deleted:
         app.terminal.line(f"pod/{pod} deleted")
     if wait and deleted:
         app.deadline.extend(wait_seconds)
         with app.terminal.progress(len(deleted), f"waiting for {job}") as progress:
-            lifecycle.wait_replaced_and_ready(
-                app.client, found, deleted, wait_seconds, on_change=progress.update
+            pods = lifecycle.wait_replaced_and_ready(
+                app.client,
+                found,
+                deleted,
+                wait_seconds,
+                on_change=progress.update,
+                stop_when_unschedulable=True,
             )
+        _report(app, [pods[name] for name in deleted if name in pods])
+
+
+def _risk_line(risk: SlotCheck) -> str:
+    first = risk.competitors[0]
+    seen = "" if risk.everywhere else " in this namespace (others are not visible to you)"
+    return (
+        f"the pool has no room of this size: {len(risk.competitors)} pod(s) of equal or "
+        f"higher priority wait{seen}, first {first.namespace}/{first.name} (priority "
+        f"{first.priority}): the restarted replica may lose its slot to them and wait Pending"
+    )
+
+
+def _report(app: App, pods: list[Any]) -> None:
+    """--wait: where each replaced pod landed, or that it lost its slot (exit 1)."""
+    from ant.errors import AntError
+    from ant.jobs.lifecycle import unschedulable
+
+    lost = [(p.metadata.name, unschedulable(p)) for p in pods if unschedulable(p)]
+    for pod in pods:
+        if not unschedulable(pod):
+            app.terminal.info(f"pod/{pod.metadata.name} is Ready on {pod.spec.nodeName}")
+    if lost:
+        name, why = lost[0]
+        raise AntError(f"pod/{name} lost its slot and is Pending: {why}")
