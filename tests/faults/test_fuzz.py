@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ant.errors import ExitCode
+from tests.faults.conftest import UNEXPECTED
 from tests.helpers import Result, run_ant
 from tests.unit.scripted_server import ScriptedServer, respond, scripted_server, write_kubeconfig
 
@@ -74,7 +75,7 @@ def run_against(server: ScriptedServer, argv: list[str], kubeconfig: Path) -> Re
 def holds(result: Result, server: ScriptedServer) -> None:
     """The properties every input must keep."""
     assert "Traceback" not in result.err, result
-    assert "ant: error: unexpected " not in result.err, result
+    assert UNEXPECTED not in result.err, result
     if result.code == ExitCode.USAGE:
         assert writes(server) == [], f"refused, yet sent writes: {writes(server)}\n{result}"
         assert result.err.strip(), result

@@ -13,7 +13,6 @@ from its start or a condition on what exists (e.g. "3 of its objects exist").
 from __future__ import annotations
 
 import random
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +36,7 @@ def of(prefix: str, view: View) -> set[str]:
 
 
 def delay(rng: random.Random) -> tuple[str, float]:
-    seconds = rng.uniform(0.0, 4.0)  # start-up included: some land before the first request
+    seconds = rng.uniform(0.0, 8.0)  # start-up included: some land before the first request
     return f"{seconds:.2f}s after start", seconds
 
 
@@ -176,26 +175,29 @@ def test_kill_9_during_delete_sweep(admin: Admin, rng: random.Random) -> None:
 def test_kill_9_during_rollout(
     admin: Admin, rng: random.Random, devcluster: DevCluster, namespace: str
 ) -> None:
-    """4 jobs of 4 replicas, budget 1; each rollout killed 5 times, then run to the end: the
-    budget held at every pod event, and every old pod was deleted exactly once."""
+    """4 jobs of 4 replicas, budget 1, 5 rounds: each round updates every job and kills its
+    rollout at a point; then each is run to the end. Watched at every pod event: the budget
+    held, and no pod was deleted twice."""
     jobs, replicas, rounds = ["r0", "r1", "r2", "r3"], 4, POINTS // 4
     runner = rollout.Ant(devcluster, namespace, Path.cwd())
     view = rollout.Cluster(devcluster, namespace)
     watchers: dict[str, rollout.PodWatcher] = {}
     try:
-        old = {job: rollout.submit(runner, view, job, replicas) for job in jobs}
         for job in jobs:
-            clean(ant(admin, "update", job, "--image", "busybox:1.37"), 0)
+            rollout.submit(runner, view, job, replicas)
             watchers[job] = rollout.PodWatcher(devcluster, namespace, job, replicas)
-            watchers[job].target = view.update_revision(job)
         argv = ["rollout", "--max-unavailable", "1", "--timeout", "60s", "--yes"]
         killed = 0
-        for _ in range(rounds):
+        for round_ in range(rounds):
             victims = []
             for job in jobs:
-                if rng.random() < 0.6:
-                    k = len(watchers[job].removed) + rng.randint(0, 2)
-                    when = lambda _, w=watchers[job], k=k: len(w.removed) > k  # noqa: E731
+                clean(ant(admin, "update", job, "--env", f"ROUND={round_}"), 0)
+                watcher = watchers[job]
+                with watcher.lock:
+                    watcher.target = view.update_revision(job)
+                if rng.random() < 0.8:
+                    k = len(watcher.removed) + rng.randint(0, 2)
+                    when = lambda _, w=watcher, k=k: len(w.removed) > k  # noqa: E731
                     point = f"once {k + 1} pods of {job} went"
                     victims.append(Victim([*argv, job], point, when=when))
                 else:
@@ -210,9 +212,8 @@ def test_kill_9_during_rollout(
             assert f"{replicas}/{replicas} pods Ready" in done.out, done
             view.wait_ready(job, replicas, revision=watchers[job].target)
             assert watchers[job].max_unavailable <= 1, f"{job}: the budget was exceeded"
-            assert watchers[job].deletions() == Counter(
-                {(f"{job}-{i}", old[job]): 1 for i in range(replicas)}
-            ), job
+            twice = {pod: n for pod, n in watchers[job].deletions().items() if n > 1}
+            assert not twice, f"{job}: deleted more than once: {twice}"
         print(f"{killed} of {rounds * len(jobs)} rollouts killed before they ended")
     finally:
         for w in watchers.values():

@@ -13,7 +13,7 @@ import pytest
 
 from ant.errors import ExitCode
 from tests.conftest import DevCluster
-from tests.faults.conftest import Admin, ant, clean, spawn
+from tests.faults.conftest import UNEXPECTED, Admin, ant, clean, spawn
 from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("ant_priorities")]
@@ -48,7 +48,7 @@ def test_apiserver_restart_during_a_sweep(
     view = admin.no_orphans()
     jobs = set(view.statefulsets)
     assert "Traceback" not in err, err
-    assert "ant: error: unexpected" not in err, err
+    assert UNEXPECTED not in err, err
     printed = set(out.split())
     state = f"printed {sorted(printed)}\nexisting {sorted(jobs)}\n{err}"
     if proc.returncode == 0:
@@ -85,7 +85,7 @@ def test_apiserver_restart_during_delete_sweep(
     restart_apiserver(devcluster)
     out, err = proc.communicate(timeout=120)
     assert "Traceback" not in err, err
-    assert "ant: error: unexpected" not in err, err
+    assert UNEXPECTED not in err, err
     view = admin.no_orphans()
     reported = {line.removeprefix("job/").removesuffix(" deleted") for line in out.splitlines()}
     gone = {f"y-{sweep}-{i}" for i in range(JOBS)} - view.live()
