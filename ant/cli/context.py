@@ -85,6 +85,19 @@ class App:
         validate_namespace(namespace, f"the namespace of context {self.kubeconfig.context}")
         return namespace
 
+    def template_writer(self, target: str, *, force: bool) -> str:
+        """Who is about to write the pod template of ``target`` (update, rollback): asked
+        afresh, since it is recorded; another user's job refused unless ``force``."""
+        from ant.jobs import ownership
+        from ant.jobs import rollout as ro
+        from ant.jobs.identity import whoami
+
+        me = whoami(self.client)
+        sts = ro.load(self.client, self.namespace, target)
+        probe = ownership.dry_run_patch(self.client, self.namespace, sts.metadata.name)
+        self.check_owner(target, sts, force=force, probe=probe, me=me)
+        return me.username
+
     def setting(self, key: str) -> Any:
         """A default from the config file for the context in use (its section, then the
         top), or None; without a kubeconfig, the top-level value."""

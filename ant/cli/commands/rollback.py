@@ -27,19 +27,11 @@ def rollback(
     ] = False,
     force: Force = False,
 ) -> None:
-    from ant.jobs import ownership
     from ant.jobs import rollout as ro
-    from ant.jobs.identity import whoami
 
     app: App = ctx.obj
     app, job = locate(app, job)
-    by = ""
-    if not dry_run:
-        me = whoami(app.client)
-        by = me.username
-        sts = ro.load(app.client, app.namespace, job)
-        probe = ownership.dry_run_patch(app.client, app.namespace, sts.metadata.name)
-        app.check_owner(job, sts, force=force, probe=probe, me=me)
+    by = "" if dry_run else app.template_writer(job, force=force)
     with app.terminal.status(f"rolling back {job}"):
         result = ro.rollback(
             app.client, app.namespace, job, by=by, to_revision=to_revision, dry_run=dry_run

@@ -77,10 +77,8 @@ def update(
 ) -> None:
     from ant.cli.commands.rollout import execute, rollout_options
     from ant.errors import UsageError
-    from ant.jobs import ownership
     from ant.jobs import rollout as ro
     from ant.jobs import spec as jobspec
-    from ant.jobs.identity import whoami
 
     app: App = ctx.obj
     app, job = locate(app, job)
@@ -105,13 +103,7 @@ def update(
         meta=jobspec.parse_pairs(meta or [], "--meta"),
     )
     change.validate()  # before contacting the cluster
-    by = ""
-    if not dry_run:
-        me = whoami(app.client)
-        by = me.username
-        sts = ro.load(app.client, app.namespace, job)
-        probe = ownership.dry_run_patch(app.client, app.namespace, sts.metadata.name)
-        app.check_owner(job, sts, force=force, probe=probe, me=me)
+    by = "" if dry_run else app.template_writer(job, force=force)
     with app.terminal.status(f"updating {job}"):
         result = ro.update(app.client, app.namespace, job, change, by=by, dry_run=dry_run)
     name = result.name
