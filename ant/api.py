@@ -322,17 +322,25 @@ class Client:
         replica: int = 0,
         on_stdout: Callable[[bytes], None] | None = None,
         on_stderr: Callable[[bytes], None] | None = None,
+        force: bool = False,
     ) -> ExecResult:
         """Run ``command`` in replica ``replica``'s container (no stdin, no terminal), as
         ``kubectl exec`` does through the API server; its exit code, and its output unless
         ``on_stdout``/``on_stderr`` take it as it comes. ``Forbidden`` (exit 4) when you
-        may not exec, ``NotFoundError`` (exit 3) for a missing job or replica."""
+        may not exec, ``NotFoundError`` (exit 3) for a missing job or replica. A command
+        can change anything in the pod: another user's job raises ``NotOwner`` (exit 9)
+        unless ``force``."""
         from dataclasses import replace
 
+        from ant.jobs import ownership
         from ant.jobs.manifest import CONTAINER
         from ant.kube.stream import exec_command
 
-        pod = self._running_pod(job, replica)
+        found = job if isinstance(job, Job) and job.pods else self.get(job, fresh=True)
+        if not force:
+            owner = ownership.job_owner(found)
+            ownership.check(found.name, self.namespace, owner, self._identity(), **_force(force))
+        pod = self._running_pod(found, replica)
         out: list[bytes] = []
         err: list[bytes] = []
         result = exec_command(
@@ -378,7 +386,7 @@ class Client:
         """The pod of a replica that runs (what exec and port-forward reach)."""
         from ant.errors import NotFoundError, ValidationError
 
-        found = self.get(job, fresh=True)
+        found = job if isinstance(job, Job) and job.pods else self.get(job, fresh=True)
         if not 0 <= replica < found.replicas:
             raise ValidationError(
                 "--replica", f"{replica} is out of range: {found.name} has 0-{found.replicas - 1}"

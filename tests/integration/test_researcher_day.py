@@ -102,6 +102,7 @@ def test_alice_cannot_change_bobs_job_without_force(ant: Ant, devcluster: DevClu
         ["update", job, "--image", "busybox:1.37"],
         ["rollback", job],
         ["rollout", job, "--yes"],
+        ["exec", job, "--", "true"],
     ):
         result = ant("-n", RESEARCH, *argv)
         assert (result.code, result.err_lines) == (ExitCode.NOT_OWNER, [refusal]), str(result)
