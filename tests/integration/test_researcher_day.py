@@ -394,3 +394,53 @@ def test_restart_on_a_full_pool_says_the_replica_may_lose_its_slot(
         ] == 1)  # fmt: skip
     finally:
         cluster_script("down", env=private, timeout=120)
+
+
+def test_the_cache_serves_node_totals_to_who_may_list_nodes(
+    ant: Ant, devcluster: DevCluster, tmp_path: Path
+) -> None:
+    """A cache watching every namespace (run as admin) tells bob what is free, from node
+    totals alone: no pod of another namespace is named to him."""
+    import signal
+    import sys
+
+    import requests
+
+    from tests.integration.test_cache import _free_port
+
+    port = _free_port()
+    certs = tmp_path / "certs"
+    argv = [
+        sys.executable, "-m", "ant", "--kubeconfig", str(devcluster.kubeconfig),
+        "--context", "admin", "cache", "serve", "--listen", f"127.0.0.1:{port}",
+        "--cert-dir", str(certs),
+    ]  # fmt: skip
+    log = (tmp_path / "cache.log").open("wb")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={
+        "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NO_COLOR": "1",
+    })  # fmt: skip
+    url = f"https://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        assert proc.poll() is None, (tmp_path / "cache.log").read_text()
+        try:
+            return requests.get(f"{url}/readyz", verify=str(certs / "ant-cache.crt"), timeout=5).ok
+        except (requests.RequestException, OSError):
+            return False
+
+    try:
+        wait_for("the cache to be ready", ready, 90)
+        vars = {"ANT_CACHE_CA": str(certs / "ant-cache.crt")}
+        doc = ant.ok(
+            "--cache", url, "-n", "bob-private", "queue", "-o", "json", user="bob", vars=vars
+        ).json()
+        assert doc["capacitySource"] == "cache", doc
+        assert doc["clusterRequested"] is not None
+        assert doc["capacity"][0]["free"] is not None
+        # carol may not list nodes: no capacity for her, from the cache or anywhere.
+        carol = ant.ok("--cache", url, "queue", "-o", "json", user="carol-cert", vars=vars)
+        assert carol.json()["capacitySource"] is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        log.close()
