@@ -444,3 +444,32 @@ def test_the_cache_serves_node_totals_to_who_may_list_nodes(
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         log.close()
+
+
+# ---- 8. habits from other tools --------------------------------------------------------------
+def test_habits_from_other_tools_get_a_hint_and_change_nothing(
+    ant: Ant, devcluster: DevCluster
+) -> None:
+    from kubernetes import client
+
+    job = unique("habit")
+    for argv, line in [
+        (
+            ["cancel", job],
+            "ant has no 'cancel' command: 'ant delete JOB' stops a job and removes it",
+        ),
+        (
+            ["status"],
+            "ant has no 'status' command: 'ant list' shows your jobs, 'ant show JOB' one of them",
+        ),
+        (
+            ["submit", "--name", job, "--image", "busybox", "python", "train.py"],
+            "'python train.py' looks like the job's command: put it after '--' "
+            "(ant submit [OPTIONS] -- python train.py)",
+        ),
+    ]:
+        result = ant("-n", RESEARCH, *argv)
+        assert (result.code, result.err_lines) == (ExitCode.USAGE, [f"ant: error: {line}"])
+    with devcluster.api_client("admin") as api:
+        names = client.AppsV1Api(api).list_namespaced_stateful_set(RESEARCH).items
+    assert job not in {s.metadata.name for s in names}
