@@ -15,7 +15,7 @@ A watcher records every binding and every pod deletion (one pod watch); from the
 - utilisation: TPU-seconds bound / (32 x the trace's span); useful: the same without the
   partial-gang TPU-seconds;
 - submit -> all replicas running, p50/p95, over the jobs that got there (and how many
-  gave up);
+  gave up); bind spread: from a job's first pod bound to its last, p50 and max;
 - capacity freed -> next gang fully running: after each job's deletion while others
   wait, the time until the next job has all its replicas bound.
 
@@ -225,6 +225,16 @@ def metrics(
         held[job] += delta
         last = t
     to_whole = [whole[i] - submitted[i] for i in whole]
+    # How long a job took to bind from its first pod to its last (the first `replicas`
+    # binds): with a gang, the moment of binding; without, the wait for the stragglers.
+    binds: dict[str, list[float]] = defaultdict(list)
+    for job, t0, _ in intervals:
+        binds[job].append(t0)
+    spread = [
+        sorted(binds[names[i]])[replicas[names[i]] - 1] - min(binds[names[i]])
+        for i in whole
+        if len(binds[names[i]]) >= replicas[names[i]] > 1
+    ]
     freed_latency = []
     for t in sorted(deleted.values()):
         # Jobs waiting when capacity was freed: the first of them to become whole.
@@ -243,6 +253,8 @@ def metrics(
         "utilisation": round(bound_tpu_s / (POOL_TPUS * (end - start)), 3),
         # Bound TPUs of jobs that have all their replicas: work that can progress.
         "useful_utilisation": round((bound_tpu_s - partial_tpu_s) / (POOL_TPUS * (end - start)), 3),
+        "bind_spread_p50": round(percentile(spread, 0.5), 3),
+        "bind_spread_max": round(max(spread, default=0.0), 3),
         "submit_to_running_p50": round(percentile(to_whole, 0.5), 2),
         "submit_to_running_p95": round(percentile(to_whole, 0.95), 2),
         "freed_to_next_gang_p50": round(percentile(freed_latency, 0.5), 2),
