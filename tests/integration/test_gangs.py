@@ -275,13 +275,34 @@ def test_kueue_gangs_one_admitted_the_other_queued_by_quota_then_admitted_whole(
     wait_for(f"{a} to run and {b} to be Queued", lambda: mine() == {a: "Running", b: "Queued"},
              state=mine)  # fmt: skip
     assert bound(devcluster, ns, b) == 0
-    shown = ant.show(b)
+    # Kueue writes its reason on the Workload when it has tried to admit it.
+    shown = wait_for(
+        f"Kueue's reason on {b}'s Workload",
+        lambda: (
+            d
+            if "insufficient unused quota for google.com/tpu"
+            in ((d := ant.show(b))["admission"] or {}).get("reason", "")
+            else None
+        ),
+        state=lambda: ant.show(b)["admission"],
+    )
     check_schema(shown, "Job")
     assert (shown["gang"], shown["admission"]["engine"]) == ("Kueue", "Kueue")
-    assert "insufficient unused quota for google.com/tpu" in shown["admission"]["reason"]
     assert shown["admission"]["position"] == 1
     admitted = ant.show(a)["admission"]
     assert (admitted["admitted"], admitted["clusterQueue"]) == (True, kueue.cluster_queue)
+
+    def tpu_quota() -> list[tuple[str, Any, Any, Any]]:
+        doc = ant.ok("queue", "-o", "json").json()
+        tpu = [q for q in doc["quotas"] if q["resource"] == "google.com/tpu"]
+        return [(q["clusterQueue"], q["nominal"], q["reserved"], q["free"]) for q in tpu]
+
+    # The ClusterQueue's status follows its admissions a moment later.
+    wait_for(
+        "the ClusterQueue to show a's quota reserved",
+        lambda: tpu_quota() == [(kueue.cluster_queue, 32, 24, 8)],
+        state=tpu_quota,
+    )
     doc = ant.ok("queue", "-o", "json").json()
     [item] = [i for i in doc["items"] if i["name"] == b]
     assert (item["status"], item["reason"], item["kueueQueue"]) == (
@@ -290,10 +311,6 @@ def test_kueue_gangs_one_admitted_the_other_queued_by_quota_then_admitted_whole(
         kueue.local_queue,
     )
     assert item["kueuePosition"] == 1
-    tpu = [q for q in doc["quotas"] if q["resource"] == "google.com/tpu"]
-    assert [(q["clusterQueue"], q["nominal"], q["reserved"], q["free"]) for q in tpu] == [
-        (kueue.cluster_queue, 32, 24, 8)
-    ]
     assert "KUEUE #" in ant.ok("queue", "-o", "wide").out
 
     ant.ok("delete", a, "--yes")
