@@ -491,16 +491,29 @@ def staleness(cache: CacheProcess, devcluster: DevCluster) -> dict[str, float]:
     return {dict(k)["resource"]: v for k, v in families["ant_cache_staleness_seconds"].items()}
 
 
+CRASH_JOBS = ("crash-a", "crash-b")
+
+
 def test_the_api_server_crashes_and_comes_back(devcluster: DevCluster, cache: CacheProcess) -> None:
     """Down: the cache answers from what it holds for as long as it promises
     (--max-staleness), then refuses reads and fails /readyz so that readers go to the API
     server. Back: it catches up, and is ready and current again."""
     ns = cache.namespace
-    submit(devcluster, ns, "crash-a")
-    submit(devcluster, ns, "crash-b")
+    for name in CRASH_JOBS:
+        submit(devcluster, ns, name)
     api = connect(str(devcluster.kubeconfig), "alice")
     alice = token(devcluster, "alice")
     through = cache.client(alice)
+
+    def settled() -> bool:  # no status update still on its way to change a resourceVersion
+        items = [s for s in api.list(r.STATEFULSETS, ns).items if s.metadata.name in CRASH_JOBS]
+        return len(items) == len(CRASH_JOBS) and all(
+            s.status.readyReplicas == s.spec.replicas
+            and s.status.observedGeneration == s.metadata.generation
+            for s in items
+        )
+
+    wait_for("crash-a and crash-b to be running and settled", settled, 60)
     before = converged(through, api, ns)
     result: list[subprocess.CompletedProcess[str]] = []
     restart = threading.Thread(
