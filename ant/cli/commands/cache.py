@@ -123,15 +123,10 @@ def serve(
         typer.Option("--plain-http", help="No TLS (loopback only: tests and benchmarks)."),
     ] = False,
 ) -> None:
-    import logging
-    import signal
-    import threading
-
     from ant.cache.service import DEFAULT_IGNORED, CacheService, Options
     from ant.cache.store import LAST_APPLIED, Strip
+    from ant.cli.serving import server_clients, server_logger, until_signalled
     from ant.errors import UsageError
-    from ant.kube.client import Client
-    from ant.kube.transport import Transport
 
     app: App = ctx.obj
     host, port = listen_address(listen, "0.0.0.0:8443")
@@ -162,37 +157,22 @@ def serve(
         plain_http=plain_http,
     )
 
-    handler = logging.StreamHandler(app.env.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("ant")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.DEBUG if app.options.verbose > 1 else logging.INFO)
-
-    kubeconfig = app.kubeconfig
-    # Watches hold their connection for minutes; reviews must answer within 10 s.
-    client = Client(Transport.from_kubeconfig(kubeconfig, timeout=60))
-    reviews = Client(Transport.from_kubeconfig(kubeconfig, timeout=10))
+    logger = server_logger(app)
+    client, reviews = server_clients(app)
     service = CacheService(client, reviews, options)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    service.start()
-    app.terminal.info(f"ant cache serving on {service.url} (context {kubeconfig.context})")
-    try:
-        synced = False
-        while not stop.wait(0.2):
-            if not synced and service.store.synced:
-                synced = True
-                service.release_memory()
-                counts = ", ".join(f"{n} {t.count}" for n, t in service.store.tables.items())
-                logger.info("synced: %s", counts)
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-        service.close()
-        client.transport.close()
-        reviews.transport.close()
+    with until_signalled(client, reviews) as stop:
+        service.start()
+        try:
+            app.terminal.info(
+                f"ant cache serving on {service.url} (context {app.kubeconfig.context})"
+            )
+            synced = False
+            while not stop.wait(0.2):
+                if not synced and service.store.synced:
+                    synced = True
+                    service.release_memory()
+                    counts = ", ".join(f"{n} {t.count}" for n, t in service.store.tables.items())
+                    logger.info("synced: %s", counts)
+        finally:
+            service.close()
     app.terminal.info("ant cache stopped")

@@ -58,14 +58,11 @@ def run(
     ] = 2.0,
 ) -> None:
     import logging
-    import signal
-    import threading
 
+    from ant.cli.serving import server_clients, server_logger, until_signalled
     from ant.controller.lease import Timing
     from ant.controller.service import ControllerService, Options
     from ant.jobs.schema import validate_namespace
-    from ant.kube.client import Client
-    from ant.kube.transport import Transport
 
     app: App = ctx.obj
     host, port = listen_address(listen, "127.0.0.1:8444")
@@ -86,36 +83,20 @@ def run(
         lease_namespace=lease_namespace,
         timing=Timing(lease_duration, renew_deadline, retry_period),
     )
-    handler = logging.StreamHandler(app.env.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("ant")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.DEBUG if app.options.verbose > 1 else logging.INFO)
+    server_logger(app)
     # Every request is an INFO line of the transport (for `-v`): here, only with -vv.
     quiet = app.options.verbose < 2
     logging.getLogger("ant.kube.transport").setLevel(logging.WARNING if quiet else logging.DEBUG)
-
-    kubeconfig = app.kubeconfig
-    # Watches hold their connection for minutes; writes and reviews answer within seconds.
-    client = Client(Transport.from_kubeconfig(kubeconfig, timeout=60))
-    reviews = Client(Transport.from_kubeconfig(kubeconfig, timeout=10))
+    client, reviews = server_clients(app)
     service = ControllerService(client, reviews, options)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    service.start()
-    app.terminal.info(
-        f"ant controller {service.identity} on {service.url} (context {kubeconfig.context})"
-    )
-    try:
-        stop.wait()
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-        service.close()
-        client.transport.close()
-        reviews.transport.close()
+    with until_signalled(client, reviews) as stop:
+        service.start()
+        try:
+            app.terminal.info(
+                f"ant controller {service.identity} on {service.url}"
+                f" (context {app.kubeconfig.context})"
+            )
+            stop.wait()
+        finally:
+            service.close()
     app.terminal.info("ant controller stopped")
