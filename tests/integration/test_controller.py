@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,14 +115,13 @@ def all_running(ant: Ant, job: str, n: int) -> bool:
 def test_a_job_whose_replicas_all_exit_0_succeeds_and_its_capacity_goes_to_the_queue(
     ant: Ant,
 ) -> None:
-    # the whole pool: 8 nodes of 4 TPUs; each replica below takes a node
-    # The proof needs the whole pool: on a shared cluster whose other tests hold TPUs for
-    # minutes, say so and skip rather than fail (a private cluster always has it).
-    deadline = time.monotonic() + 180
-    while tpu_holders(ant.devcluster):
-        if time.monotonic() > deadline:
-            pytest.skip(f"the TPU pool stayed busy: {tpu_holders(ant.devcluster)[:3]}")
-        time.sleep(1)
+    # The proof needs the whole pool (8 nodes of 4 TPUs; each replica below takes a node).
+    wait_for(
+        "the TPU pool to be free (another test still holds it?)",
+        lambda: not tpu_holders(ant.devcluster),
+        180,
+        state=lambda: tpu_holders(ant.devcluster)[:3],
+    )
     done, filler, waiting = unique("done"), unique("filler"), unique("opp")
     tpus = ("--replicas", "4", "--tpus", "4")
     exiting(ant, filler, None, *tpus)
