@@ -349,16 +349,21 @@ def test_the_queue_on_a_full_pool_and_preemption_by_a_high_job(
     def victim_pods() -> set[str]:
         return {e.involved_object.uid for e in preempted_events(devcluster, ns)}
 
-    # One victim per node high-b needed (events are written asynchronously).
+    # At least one victim per node high-b needed (events are written asynchronously); the
+    # scheduler may evict one more when it plans a preemption again (seen in one CI run
+    # of three), so what follows counts the victims it chose.
     wait_for("two Preempted events", lambda: len(victim_pods()) >= 2, state=victim_pods)
+
+    # ant queue: the victims wait again, counted as preempted once (a burst is one time).
+    def victims_pending_again() -> dict[str, Any] | None:
+        doc = ant.queue()
+        return doc if sum(i["pending"] for i in doc["items"]) == 2 + len(victim_pods()) else None
+
+    doc = wait_for("every preempted pod pending again", victims_pending_again, state=ant.queue)
     events = preempted_events(devcluster, ns)
-    assert len({e.involved_object.uid for e in events}) == 2
     victims = sorted({e.involved_object.name.rsplit("-", 1)[0] for e in events})
     assert set(victims) <= set(opportunistic)
     assert all(e.message.startswith("Preempted by pod") for e in events)
-
-    # ant queue: the victims wait again, counted as preempted once (a burst is one time).
-    doc = ant.queue()
     check_schema(doc, "Queue")
     queued = {i["name"]: i for i in doc["items"]}
     for victim in victims:
@@ -366,7 +371,8 @@ def test_the_queue_on_a_full_pool_and_preemption_by_a_high_job(
         assert queued[victim]["lastPreemptedAt"]
         assert queued[victim]["pending"] >= 1
         assert queued[victim]["partial"] == (queued[victim]["pending"] < 2)
-    assert sum(i["pending"] for i in doc["items"]) == 4
+    preempted_pods = {e.involved_object.uid for e in events}
+    assert sum(i["pending"] for i in doc["items"]) == 2 + len(preempted_pods)
     assert [n for n in opportunistic if n in queued] == list(queued)
 
     # ant show: the count, when, and the Preempted events themselves; twice: idempotent.
