@@ -129,7 +129,11 @@ class Client:
         from ant.kube import resources as r
         from ant.kube.discovery import Discovery
 
-        base = jobspec.load_file(spec) if isinstance(spec, str) else spec or jobspec.JobSpec()
+        base = (
+            jobspec.load_file(spec, environ=os.environ)
+            if isinstance(spec, str)
+            else spec or jobspec.JobSpec()
+        )
         references = {k: fields.pop(k) for k in _REFERENCE_ARGS if k in fields}
         if isinstance(fields.get("command"), str):
             fields["command"] = ("/bin/sh", "-c", fields["command"])

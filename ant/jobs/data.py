@@ -124,40 +124,43 @@ def check_env_name(name: str, where: str) -> None:
         raise ValidationError(f"{where} {name}", "ANT_* variables are set by ant")
 
 
-def parse_env_file(path: str, environ: Mapping[str, str]) -> dict[str, str]:
+def parse_env_file(
+    path: str, environ: Mapping[str, str], where: str = "--env-file"
+) -> dict[str, str]:
     """A ``KEY=VALUE`` file, by kubectl's ``--from-env-file`` rules.
 
     One variable per line; leading whitespace is dropped; blank lines and lines starting
     with ``#`` are skipped; the value is everything after the first ``=``, verbatim (no
     quotes removed, no ``$`` expanded, trailing spaces kept); a line with a bare ``KEY``
     takes the value ant itself was started with (empty if unset). UTF-8; a leading BOM
-    is dropped. Later lines win over earlier ones.
+    is dropped. Later lines win over earlier ones. ``where`` names the file's origin in
+    errors (the flag, or the spec file's ``envFile`` key).
     """
     try:
         data = Path(path).read_bytes()
     except OSError as e:
-        raise UsageError(f"--env-file: cannot read {path}: {e.strerror}") from e
+        raise UsageError(f"{where}: cannot read {path}: {e.strerror}") from e
     values: dict[str, str] = {}
     for number, raw in enumerate(data.split(b"\n"), start=1):
         try:
             line = raw.decode().removesuffix("\r")
         except UnicodeDecodeError as e:
-            raise ValidationError(f"--env-file {path}:{number}", "is not UTF-8") from e
+            raise ValidationError(f"{where} {path}:{number}", "is not UTF-8") from e
         if number == 1:
             line = line.removeprefix("\ufeff")
         line = line.lstrip(" \t\v\f")
         if not line or line.startswith("#"):
             continue
         key, eq, value = line.partition("=")
-        where = f"--env-file {path}:{number}"
+        line_where = f"{where} {path}:{number}"
         if key.startswith(("export ", "export\t")):
             raise ValidationError(
-                where,
+                line_where,
                 f"{key!r} is not a variable name",
                 hint="the format is KEY=VALUE without 'export' (kubectl's --from-env-file)",
             )
         if not ENV_NAME.fullmatch(key):
-            raise ValidationError(where, f"{key!r} is not a valid environment variable name")
+            raise ValidationError(line_where, f"{key!r} is not a valid environment variable name")
         values[key] = value if eq else environ.get(key, "")
     return values
 

@@ -8,6 +8,7 @@ File format (docs/cli.md#job-spec-files); every key optional, flags win::
     replicas: 16
     resources: {google.com/tpu: 4, cpu: "8", memory: 64Gi}
     env: {WANDB_PROJECT: bert}
+    envFile: [common.env]        # KEY=VALUE files, relative to this file; env: wins
     priority: opportunistic      # opportunistic | normal | high
     labels: {team: nlp}
     meta: {dataset: c4-en}
@@ -97,6 +98,7 @@ FILE_KEYS = {
     "replicas": "replicas",
     "resources": "resources",
     "env": "env",
+    "envFile": "env",
     "priority": "priority",
     "labels": "labels",
     "meta": "meta",
@@ -221,19 +223,29 @@ def _depth(doc: Any) -> int:
     return deepest
 
 
-def load_file(path: str, defaults: JobSpec | None = None) -> JobSpec:
-    """The job spec file; keys it does not give come from ``defaults`` (the user's config)."""
+def load_file(
+    path: str, defaults: JobSpec | None = None, environ: Mapping[str, str] | None = None
+) -> JobSpec:
+    """The job spec file; keys it does not give come from ``defaults`` (the user's config).
+    ``environ`` fills an ``envFile`` line that names a variable without a value."""
     doc = read_yaml(path, "job spec")
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
         raise ValidationError(path, "a job spec is a mapping of fields (name, image, ...)")
-    return from_mapping(doc, path, defaults)
+    return from_mapping(doc, path, defaults, environ or {})
 
 
-def from_mapping(doc: Mapping[str, Any], source: str, defaults: JobSpec | None = None) -> JobSpec:
+def from_mapping(
+    doc: Mapping[str, Any],
+    source: str,
+    defaults: JobSpec | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> JobSpec:
+    """``doc`` read from the file ``source`` (``envFile`` paths are relative to it)."""
     values: dict[str, Any] = {}
     references: dict[str, list[str]] = {}
+    env_files: dict[str, str] = {}
     for key, value in doc.items():
         if key not in FILE_KEYS:
             close = difflib.get_close_matches(str(key), FILE_KEYS, n=1)
@@ -244,9 +256,24 @@ def from_mapping(doc: Mapping[str, Any], source: str, defaults: JobSpec | None =
             )
         if key in _REFERENCE_KEYS:
             references[_REFERENCE_KEYS[key]] = _strings(value, f"{source}: {key}")
+        elif key == "envFile":
+            env_files = _env_files(value, source, environ or {})
         else:
             values[FILE_KEYS[key]] = _coerce(FILE_KEYS[key], value, f"{source}: {key}")
+    if env_files:  # the files first, then env: over them (as docker compose does)
+        values["env"] = {**env_files, **values.get("env", {})}
     return replace(defaults or JobSpec(), **values, **data.parse_all(**references, source=source))
+
+
+def _env_files(value: Any, source: str, environ: Mapping[str, str]) -> dict[str, str]:
+    where = f"{source}: envFile"
+    paths = [value] if isinstance(value, str) else _strings(value, where)
+    folder = Path(source).parent
+    return {
+        k: v
+        for path in paths
+        for k, v in data.parse_env_file(str(folder / path), environ, where).items()
+    }
 
 
 def _strings(value: Any, where: str) -> list[str]:

@@ -217,3 +217,38 @@ def test_a_bad_reference_in_a_job_file_is_one_line_exit_2(
         f"ant: error: {spec}: secretMount: unknown field (did you mean secretMounts?)"
     ]
     assert statefulsets(devcluster, namespace) == []
+
+
+def test_a_job_file_reads_its_env_files_beside_it(
+    devcluster: DevCluster, namespace: str, tmp_path: Path
+) -> None:
+    create_objects(devcluster, namespace)
+    let_researchers_read_them(devcluster, namespace)
+    (tmp_path / "common.env").write_text("WANDB_PROJECT=bert\nSEED=1\nFROM_SHELL\n")
+    spec = tmp_path / "job.yaml"
+    spec.write_text(
+        "name: env-file-job\nimage: busybox:1.36\ncommand: [python, train.py]\n"
+        "envFile: common.env\nenv: {SEED: 7}\n"
+        "secretEnv: [WANDB_API_KEY=wandb:api-key]\n"
+    )
+    # Run from elsewhere: the file's envFile is found beside the file, not in the cwd.
+    result = ant(devcluster, "submit", "-n", namespace, str(spec), "--env", "LR=3e-4")
+    assert result.code == 0, str(result)
+    env = {
+        e["name"]: e.get("value", e.get("valueFrom"))
+        for e in pod_template(devcluster, namespace, "env-file-job")["spec"]["containers"][0]["env"]
+    }
+    assert env["WANDB_PROJECT"] == "bert"
+    assert env["SEED"] == "7"  # the file's env: wins over its envFile
+    assert env["LR"] == "3e-4"  # and flags over both
+    assert env["FROM_SHELL"] == "shell-value"
+    assert env["WANDB_API_KEY"] == {"secretKeyRef": {"name": "wandb", "key": "api-key"}}
+
+    (tmp_path / "common.env").write_text("export SEED=1\n")
+    result = ant(devcluster, "submit", "-n", namespace, str(spec), "--name", "env-file-bad")
+    assert result.code == ExitCode.USAGE, str(result)
+    assert result.err_lines == [
+        f"ant: error: {spec}: envFile {tmp_path / 'common.env'}:1: 'export SEED' is not a "
+        "variable name (the format is KEY=VALUE without 'export' (kubectl's --from-env-file))"
+    ], str(result)
+    assert statefulsets(devcluster, namespace) == ["env-file-job"]

@@ -116,6 +116,39 @@ def test_wrong_types_name_the_field(tmp_path: Path, text: str, expected: str) ->
     assert err.value.exit_code == ExitCode.USAGE
 
 
+def test_env_files_are_read_beside_the_spec_and_env_wins(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "common.env").write_text("A=from-file\nB=from-file\nHOME_DIR\n")
+    (tmp_path / "extra.env").write_text("C=extra\nA=extra\n")
+    path = write(
+        tmp_path,
+        """\
+        envFile: [conf/common.env, extra.env]
+        env: {B: from-env}
+        """,
+    )
+    spec = jobspec.load_file(path, environ={"HOME_DIR": "/home/alice"})
+    assert dict(spec.env) == {"A": "extra", "B": "from-env", "C": "extra", "HOME_DIR": "/home/alice"}
+    single = write(tmp_path, "envFile: extra.env\n", "single.yaml")
+    assert dict(jobspec.load_file(single).env) == {"C": "extra", "A": "extra"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("envFile: missing.env\n", "job.yaml: envFile: cannot read"),
+        ("envFile: [1]\n", "job.yaml: envFile: 1 is not a string"),
+        ("envFile: bad.env\n", "job.yaml: envFile"),
+    ],
+)
+def test_a_bad_env_file_names_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    (tmp_path / "bad.env").write_text("1X=y\n")
+    with pytest.raises(UsageError) as caught:
+        jobspec.load_file(write(tmp_path, text))
+    assert expected in str(caught.value)
+    assert caught.value.exit_code == ExitCode.USAGE
+
+
 def test_a_file_that_is_not_a_mapping(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as err:
         jobspec.load_file(write(tmp_path, "- name: x\n"))

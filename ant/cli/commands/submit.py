@@ -399,7 +399,7 @@ def _load_spec(file: str, app: App, defaults: JobSpec) -> JobSpec:
     from ant.jobs import spec as jobspec
 
     try:
-        return jobspec.load_file(file, defaults)
+        return jobspec.load_file(file, defaults, app.env.vars)
     except UsageError as e:
         path = Path(file)
         if app.env.trailing_command or path.exists() or path.suffix in (".yaml", ".yml"):
