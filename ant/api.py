@@ -412,19 +412,30 @@ class Client:
         wait: bool = False,
         timeout: float = 600,
         force: bool = False,
+        risk_slot: bool = False,
     ) -> dict[str, str]:
         """Delete the replicas' pods (all when ``replicas`` is None) to have them recreated;
         the pods deleted, each with its old uid. With ``wait``, until the new ones are
         Ready. A ``Job`` from ``get`` is acted on as read (a pod replaced since is kept).
-        Another user's job raises ``NotOwner`` (exit 9) unless ``force``."""
-        from ant.jobs import lifecycle, ownership
+        Another user's job raises ``NotOwner`` (exit 9) unless ``force``.
+
+        On a full pool where pods of equal or higher priority wait for what the restart
+        frees, nothing is deleted and ``SlotAtRisk`` says who waits, unless ``risk_slot``
+        (docs/cli.md#ant-restart); with ``wait``, a replaced pod that waits unschedulable
+        raises ``SlotLost`` instead of waiting out ``timeout``."""
+        from ant.jobs import lifecycle, ownership, slots
 
         found = job if isinstance(job, Job) and job.pods else self.get(job, fresh=True)
         owner = ownership.job_owner(found)
         ownership.check(found.name, self.namespace, owner, self._identity(), **_force(force))
+        if not risk_slot:
+            slots.check(self.kube, found, replicas).refuse()
         deleted = lifecycle.restart(self.kube, found, replicas)
         if wait and deleted:
-            lifecycle.wait_replaced_and_ready(self.kube, found, deleted, timeout)
+            pods = lifecycle.wait_replaced_and_ready(
+                self.kube, found, deleted, timeout, stop_when_unschedulable=True
+            )
+            slots.lost_slots([pods[name] for name in deleted if name in pods])
         return deleted
 
     def delete(

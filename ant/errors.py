@@ -34,6 +34,8 @@ job changed under a rollout) are the classes beside it, never a made-up ``Status
     │       └── DeadlineExceeded ........ 6  UNAVAILABLE  the command's deadline passed: no retry
     ├── DecodeError ..................... 1  ERROR        a body ant cannot decode
     ├── Aborted ......................... 1  ERROR        the user said no at a prompt
+    ├── SlotAtRisk ...................... 1  ERROR        a restart may hand the job's slot away
+    ├── SlotLost ........................ 1  ERROR        a restarted replica waits Pending
     ├── RolloutPaused ................... 7  PAUSED       a rollout stopped on an unhealthy pod
     ├── JobFailed ....................... 8  JOB_FAILED   `ant wait`: a job failed or never can
     ├── NotOwner ........................ 9  NOT_OWNER    someone else's job, and no --force
@@ -128,6 +130,15 @@ class RolloutHeld(ConflictError):
 
 class Aborted(AntError):
     pass
+
+
+class SlotAtRisk(AntError):
+    """Restarting would free a slot that a waiting pod of equal or higher priority would
+    take (ant.jobs.slots); the caller did not accept that risk."""
+
+
+class SlotLost(AntError):
+    """A restarted replica came back Pending: another pod took its slot."""
 
 
 class RolloutPaused(AntError):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from ant.errors import Forbidden
+from ant.errors import Forbidden, SlotAtRisk, SlotLost
 from ant.jobs import schema
 from ant.jobs.capacity import ACCELERATORS, pod_requests
 from ant.jobs.lifecycle import unschedulable
@@ -49,6 +49,28 @@ class SlotCheck:
     @property
     def at_risk(self) -> bool:
         return bool(self.competitors)
+
+    def describe(self) -> str:
+        """One line: what waits for the slot, and what a restart may cost."""
+        first = self.competitors[0]
+        seen = "" if self.everywhere else " in this namespace (others are not visible to you)"
+        return (
+            f"the pool has no room of this size: {len(self.competitors)} pod(s) of equal or "
+            f"higher priority wait{seen}, first {first.namespace}/{first.name} (priority "
+            f"{first.priority}): the restarted replica may lose its slot to them and wait Pending"
+        )
+
+    def refuse(self) -> None:
+        """Raise ``SlotAtRisk`` when a restart may lose the slot."""
+        if self.at_risk:
+            raise SlotAtRisk(self.describe(), hint="restart anyway with risk_slot=True")
+
+
+def lost_slots(pods: Sequence[Any]) -> None:
+    """Raise ``SlotLost`` naming the first replaced pod that waits unschedulable."""
+    for pod in pods:
+        if why := unschedulable(pod):
+            raise SlotLost(f"pod/{pod.metadata.name} lost its slot and is Pending: {why}")
 
 
 def check(client: Client, job: Job, indexes: Sequence[int] | None) -> SlotCheck:

@@ -382,6 +382,15 @@ def test_restart_on_a_full_pool_says_the_replica_may_lose_its_slot(
             "ant: error: Restart anyway: needs confirmation (pass --yes to confirm in scripts)",
         ]
         assert ant("alice", "show", "holds", "-o", "json").json()["ready"] == 1
+        # The Python API keeps the same rule: it refuses, naming who waits, and deletes nothing.
+        import ant as antlib
+        from ant.errors import SlotAtRisk
+
+        client = antlib.Client("alice", kubeconfig=kubeconfig)
+        before = client.get("holds").pods[0].uid
+        with pytest.raises(SlotAtRisk, match=re.escape("first research/waits-0 (priority 10000)")):
+            client.restart("holds", [0])
+        assert client.get("holds", fresh=True).pods[0].uid == before
         # --yes --wait: bob's older pod takes the TPUs; alice's replica is Pending, and told.
         lost = ant("alice", "restart", "holds", "-r", "0", "--yes", "--wait", "--timeout", "60s")
         assert lost.code == ExitCode.ERROR, str(lost)

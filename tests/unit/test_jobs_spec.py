@@ -128,7 +128,12 @@ def test_env_files_are_read_beside_the_spec_and_env_wins(tmp_path: Path) -> None
         """,
     )
     spec = jobspec.load_file(path, environ={"HOME_DIR": "/home/alice"})
-    assert dict(spec.env) == {"A": "extra", "B": "from-env", "C": "extra", "HOME_DIR": "/home/alice"}
+    assert dict(spec.env) == {
+        "A": "extra",
+        "B": "from-env",
+        "C": "extra",
+        "HOME_DIR": "/home/alice",
+    }
     single = write(tmp_path, "envFile: extra.env\n", "single.yaml")
     assert dict(jobspec.load_file(single).env) == {"C": "extra", "A": "extra"}
 

@@ -1,15 +1,12 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from ant.cli.clusters import locate
 from ant.cli.context import App
 from ant.cli.options import Force, JobName
-
-if TYPE_CHECKING:
-    from ant.jobs.slots import SlotCheck
 
 HELP = """Restart replicas: delete their pods so the StatefulSet recreates them.
 
@@ -56,10 +53,10 @@ def restart(
         raise Aborted("nothing restarted")
     risk = slots.check(app.client, found, replica or None)
     if risk.at_risk:
-        app.terminal.warn(_risk_line(risk))
+        app.terminal.warn(risk.describe())
         if not app.terminal.confirm("Restart anyway?", assume_yes=yes):
             raise Aborted("nothing restarted")
-    deleted = app.api.restart(found, replica or None, force=force)
+    deleted = app.api.restart(found, replica or None, force=force, risk_slot=True)
     for pod in deleted:
         app.terminal.line(f"pod/{pod} deleted")
     if wait and deleted:
@@ -76,25 +73,12 @@ def restart(
         _report(app, [pods[name] for name in deleted if name in pods])
 
 
-def _risk_line(risk: SlotCheck) -> str:
-    first = risk.competitors[0]
-    seen = "" if risk.everywhere else " in this namespace (others are not visible to you)"
-    return (
-        f"the pool has no room of this size: {len(risk.competitors)} pod(s) of equal or "
-        f"higher priority wait{seen}, first {first.namespace}/{first.name} (priority "
-        f"{first.priority}): the restarted replica may lose its slot to them and wait Pending"
-    )
-
-
 def _report(app: App, pods: list[Any]) -> None:
     """--wait: where each replaced pod landed, or that it lost its slot (exit 1)."""
-    from ant.errors import AntError
     from ant.jobs.lifecycle import unschedulable
+    from ant.jobs.slots import lost_slots
 
-    lost = [(p.metadata.name, unschedulable(p)) for p in pods if unschedulable(p)]
     for pod in pods:
         if not unschedulable(pod):
             app.terminal.info(f"pod/{pod.metadata.name} is Ready on {pod.spec.nodeName}")
-    if lost:
-        name, why = lost[0]
-        raise AntError(f"pod/{name} lost its slot and is Pending: {why}")
+    lost_slots(pods)
