@@ -1,10 +1,12 @@
 """Several clusters, no central record: which ones a command works across, asking them
 all at once, and finding a job among them (docs/clusters.md).
 
-A cluster is a kubeconfig context. ``--clusters a,b`` (``ANT_CLUSTERS``) names them;
-``--all-clusters`` means every context ``ANT_CLUSTERS`` names, else every context of the
-kubeconfig. Each cluster is asked in a thread of its own with its own deadline
-(``ANT_CLUSTER_TIMEOUT``): one that does not answer in time is reported, never waited for.
+A cluster is a kubeconfig context. ``--clusters a,b`` (``ANT_CLUSTERS``, the config
+file's ``clusters``) names them; ``--all-clusters`` means every context ``ANT_CLUSTERS``
+names, else those of the config file, else every context of the kubeconfig. Each is
+read with its own namespace and cache (``App.for_cluster``), in a thread of its own with
+its own deadline (``ANT_CLUSTER_TIMEOUT``): one that does not answer in time is reported,
+never waited for.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def selected(app: App) -> list[str]:
     """The contexts this command works across; [] when it works on one cluster as always."""
     options = app.options
     if options.all_clusters:
-        named = _names(app.env.vars.get("ANT_CLUSTERS", ""))
+        named = _names(app.env.vars.get("ANT_CLUSTERS", "")) or app.settings.clusters()
         return named or list(app.kubeconfig_contexts)
     return _names(options.clusters or "")
 

@@ -66,6 +66,7 @@ GLOBAL_OPTIONS = (
         "ANT_CLUSTERS",
         "clusters",
         "Contexts to work across, e.g. a,b.",
+        config_key="clusters",
     ),
     GlobalOption(
         ("--all-clusters",),
@@ -211,6 +212,8 @@ def resolve(
             value = env_vars.get(option.env_var) or None
             if value is None and option.config_key and not option.per_context and settings:
                 value = settings.get(option.config_key)
+                if isinstance(value, list):  # clusters: the file's list is the flag's a,b
+                    value = ",".join(value) or None
             values[option.parameter] = value
         else:
             raw = env_vars.get(option.env_var, "").strip()

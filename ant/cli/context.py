@@ -109,6 +109,12 @@ class App:
             context = None
         return self.settings.get(key, context)
 
+    @property
+    def cache_url(self) -> str | None:
+        """--cache or ANT_CACHE_URL, else the config file's for this context (``contexts.
+        NAME.cache``); None leaves it to the context's ``ant.dev/cache`` extension."""
+        return self.options.cache_url or self.setting("cache")
+
     def named_namespaces(self) -> list[str]:
         """The namespaces the user names for this cluster (kubeconfig's contexts): where
         ``-A`` looks when the API server will not list namespaces."""
@@ -206,7 +212,8 @@ class App:
     @cached_property
     def reader(self) -> Client:
         """The client for reads: through the ant cache when one is configured (--cache,
-        ANT_CACHE_URL or the context's ``ant.dev/cache`` extension), else ``client``.
+        ANT_CACHE_URL, the config file's for the context, or the context's ``ant.dev/cache``
+        extension), else ``client``.
 
         Writes made with it go to the API server; when the cache cannot answer, reads
         fall back to the API server with one warning (docs/cache.md).
@@ -215,7 +222,7 @@ class App:
 
         return reader_for(
             self.kubeconfig,
-            self.options.cache_url,
+            self.cache_url,
             self.env.vars,
             self.client,
             on_fallback=self.terminal.warn,
@@ -250,7 +257,7 @@ class App:
         (the newest of ``resource_versions``)."""
         from ant.cache.client import last_write_file, newest, record_write, settings, write_key
 
-        if settings(self.kubeconfig, self.options.cache_url, self.env.vars) is None:
+        if settings(self.kubeconfig, self.cache_url, self.env.vars) is None:
             return
         resource_version = newest(resource_versions)
         try:

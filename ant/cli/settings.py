@@ -8,9 +8,10 @@
     priority: opportunistic        # ant submit's --priority
     queue: ant                     # ant submit --queue (ANT_QUEUE)
     resources: {tpus: 4, cpu: "8", memory: 64Gi}   # ant submit's per-pod defaults
-    clusters: [alice@dev-0, alice@dev-1]           # checked; for the multi-cluster commands
+    clusters: [alice@dev-1, alice@dev-2]           # work across these (--clusters, ANT_CLUSTERS)
     contexts:                      # per kubeconfig context, over the keys above
       alice@prod: {namespace: prod-research, priority: normal}
+      alice@dev-2: {cache: "https://cache.dev-2:8443"}   # that cluster's ant cache only
 
 Precedence: flag > environment variable > this file (a context's section, then the top)
 > built-in default. The file is read only when a value is needed that no flag or variable
@@ -33,7 +34,10 @@ from ant.errors import UsageError, ValidationError
 
 # What a context's section may set (the rest only make sense once).
 PER_CONTEXT = ("namespace", "image", "priority", "queue", "resources")
+# Only in a context's section: one cache URL at the top would send every cluster to it.
+CONTEXT_ONLY = ("cache",)
 KEYS = ("context", *PER_CONTEXT, "clusters", "contexts")
+SECTION_KEYS = (*PER_CONTEXT, *CONTEXT_ONLY)
 RESOURCE_KEYS = ("tpus", "gpus", "cpu", "memory")
 
 
@@ -76,6 +80,10 @@ class Settings:
             return section[key]
         return self.doc.get(key)
 
+    def clusters(self) -> list[str]:
+        """The contexts the file says to work across (``clusters``), or []."""
+        return list(self.doc.get("clusters") or [])
+
 
 def parse(text: str, path: Path) -> dict[str, Any]:
     import yaml
@@ -98,6 +106,7 @@ def check(doc: Mapping[str, Any], path: Path | str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in doc.items():
         where = f"{path}: {key}"
+        _not_top_level(str(key), where)
         _known(str(key), KEYS, where)
         if key == "contexts":
             if not isinstance(value, dict):
@@ -115,9 +124,16 @@ def _section(section: Any, where: str) -> dict[str, Any]:
         raise ValidationError(where, "a mapping of settings (namespace, image, ...)")
     out = {}
     for key, value in section.items():
-        _known(str(key), PER_CONTEXT, f"{where}.{key}")
+        _known(str(key), SECTION_KEYS, f"{where}.{key}")
         out[str(key)] = check_value(str(key), value, f"{where}.{key}")
     return out
+
+
+def _not_top_level(key: str, where: str) -> None:
+    if key in CONTEXT_ONLY:
+        raise ValidationError(
+            where, "is set per cluster", hint=f"set contexts.CONTEXT.{key} for each context"
+        )
 
 
 def _known(key: str, keys: tuple[str, ...], where: str) -> None:
@@ -147,6 +163,10 @@ def check_value(key: str, value: Any, where: str) -> Any:
         schema.validate_priority(value, where)
     elif key == "queue":
         schema.validate_object_name(value, where)
+    elif key == "cache" and not value.startswith(("https://", "http://")):
+        raise ValidationError(
+            where, f"{value!r} is not an http(s) URL", hint="e.g. https://host:8443"
+        )
     return value
 
 
@@ -207,11 +227,12 @@ def _parts(dotted: str) -> list[str]:
     """A dotted key's parts, each checked against where it may appear."""
     parts = dotted.split(".")
     where = dotted
+    _not_top_level(parts[0], where)
     _known(parts[0], KEYS, where)
     if parts[0] == "contexts":
         if len(parts) < 3 or not parts[1]:
             raise ValidationError(where, "name a context and a key: contexts.NAME.namespace")
-        _known(parts[2], PER_CONTEXT, where)
+        _known(parts[2], SECTION_KEYS, where)
         rest = parts[2:]
     else:
         rest = parts

@@ -261,3 +261,44 @@ def test_submit_across_clusters_places_the_job_where_its_gang_fits_and_says_so(
     )
     assert too_big.code == 0, too_big
     assert "it fits in no cluster now that ant can see" in too_big.err
+
+
+def test_the_config_file_names_the_clusters_each_with_its_namespace_and_cache(
+    clusters: Clusters, jobs: list[str], tmp_path: Path
+) -> None:
+    """The config file's `clusters` is the default set; a context's section gives that
+    cluster its namespace and its cache (here one that is down: only dev-2's reads fall
+    back, with one warning naming it)."""
+    here, there = unique("mc-cfg-here"), unique("mc-cfg-there")
+    jobs.append(here)
+    submit(clusters, DEV1, here)
+    made = clusters.ant(
+        "--context", DEV2, "-n", "queued", "submit", "--name", there, "--image", "busybox",
+        "--", "sleep", "1h",
+    )  # fmt: skip
+    assert made.code == 0, made
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"clusters: [{DEV1}, {DEV2}]\n"
+        f"contexts:\n  {DEV2}: {{namespace: queued, cache: 'http://127.0.0.1:1'}}\n"
+    )
+    try:
+        listed = clusters.ant("list", "-o", "json", ANT_CONFIG=str(config))
+        assert listed.code == 0, listed
+        where = {(i["cluster"], i["namespace"], i["name"]) for i in listed.json()["items"]}
+        assert {(DEV1, "research", here), (DEV2, "queued", there)} <= where, where
+        (warning,) = listed.err_lines
+        assert warning.startswith("ant: warning: ant cache http://127.0.0.1:1"), warning
+        assert warning.endswith("reading from the API server"), warning
+
+        # --context on the command line: that one cluster, with its section's namespace.
+        one = clusters.ant("--context", DEV2, "list", "-o", "json", ANT_CONFIG=str(config))
+        assert one.code == 0, one
+        items = one.json()["items"]
+        assert there in [i["name"] for i in items]
+        assert {i["namespace"] for i in items} == {"queued"}
+        assert all("cluster" not in i for i in one.json()["items"])
+        found = clusters.ant("show", there, "-o", "json", ANT_CONFIG=str(config))
+        assert (found.code, found.json()["cluster"]) == (0, DEV2), found
+    finally:
+        clusters.ant("--context", DEV2, "-n", "queued", "delete", "--yes", there)

@@ -107,6 +107,16 @@ def test_context_on_the_command_line_beats_ant_clusters() -> None:
     assert resolve({}, env).clusters == "a,b"
 
 
+def test_the_config_files_clusters_sit_below_the_flag_and_the_variable(tmp_path: Path) -> None:
+    from ant.cli.settings import Settings
+
+    settings = Settings(tmp_path / "config.yaml", {"clusters": ["x", "y"]})
+    assert resolve({}, {}, settings).clusters == "x,y"
+    assert resolve({}, {"ANT_CLUSTERS": "a"}, settings).clusters == "a"
+    assert resolve({"clusters": "b"}, {"ANT_CLUSTERS": "a"}, settings).clusters == "b"
+    assert resolve({"context": "c"}, {}, settings) == GlobalOptions(context="c")
+
+
 def test_every_command_that_takes_a_job_finds_its_cluster() -> None:
     """A job argument may be CLUSTER/JOB: a command that takes one must locate it before
     the name reaches a request path."""

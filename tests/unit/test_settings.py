@@ -147,6 +147,7 @@ def test_config_set_view_unset(tmp_path: Path) -> None:
         ("resources.tpus", "4"),
         ("contexts.alice.priority", "opportunistic"),
         ("clusters", "a,b"),
+        ("contexts.b.cache", "https://cache.b:8443"),
     ]:
         result = ant(tmp_path, "config", "set", key, value)
         assert (result.code, result.out) == (0, f"{key} set in {tmp_path / 'config.yaml'}\n")
@@ -156,7 +157,10 @@ def test_config_set_view_unset(tmp_path: Path) -> None:
     assert yaml.safe_load(shown.out) == {
         "namespace": "research",
         "resources": {"tpus": 4},
-        "contexts": {"alice": {"priority": "opportunistic"}},
+        "contexts": {
+            "alice": {"priority": "opportunistic"},
+            "b": {"cache": "https://cache.b:8443"},
+        },
         "clusters": ["a", "b"],
     }
     assert (tmp_path / "config.yaml").stat().st_mode & 0o777 == 0o600
@@ -167,7 +171,23 @@ def test_config_set_view_unset(tmp_path: Path) -> None:
             "ant: error: contexts.alice.namepsace: unknown key (did you mean namespace?)",
         ],
     )
+    for key, value, line in [
+        (
+            "cache",
+            "https://c:8443",
+            "ant: error: cache: is set per cluster (set contexts.CONTEXT.cache for each context)",
+        ),
+        (
+            "contexts.b.cache",
+            "cache.b:8443",
+            f"ant: error: {tmp_path / 'config.yaml'}: contexts.b.cache: 'cache.b:8443' is not "
+            "an http(s) URL (e.g. https://host:8443)",
+        ),
+    ]:
+        refused = ant(tmp_path, "config", "set", key, value)
+        assert (refused.code, refused.err_lines) == (ExitCode.USAGE, [line])
     ant(tmp_path, "config", "unset", "contexts.alice.priority")
+    ant(tmp_path, "config", "unset", "contexts.b.cache")
     assert "contexts" not in yaml.safe_load(ant(tmp_path, "config", "view").out)
 
 
