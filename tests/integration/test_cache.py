@@ -430,6 +430,41 @@ def test_a_submitted_job_shows_in_ant_list_at_once(
     assert oct((tmp_path / ".cache" / "ant" / "last-write.json").stat().st_mode & 0o777) == "0o600"
 
 
+def test_wait_reads_through_the_cache_and_any_returns_on_the_first(
+    devcluster: DevCluster, cache: CacheProcess, tmp_path: Path
+) -> None:
+    """`ant wait` lists through the cache (then watches the API server from that list's
+    resourceVersion); `--any` answers when the first job gets there."""
+    ns = cache.namespace
+    done, forever = "wait-done", "wait-forever"
+    spec = tmp_path / "done.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": done,
+                "image": "busybox:1.36",
+                "command": ["train"],
+                "podTemplate": {"metadata": {"annotations": {"ant.dev/test-exit": "0@1"}}},
+            }
+        )
+    )
+    ok(devcluster, "submit", "-n", ns, str(spec), cache=cache, home=tmp_path)
+    submit(devcluster, ns, forever, cache=cache, home=tmp_path)
+    try:
+        argv = ("wait", "-n", ns, done, forever, "--for", "succeeded")
+        waited = ant(
+            devcluster, "-v", *argv, "--any", "--timeout", "2m", cache=cache, home=tmp_path
+        )
+        assert waited.code == 0, str(waited)
+        lists = [line for line in waited.err_lines if "/statefulsets?" in line]
+        assert any(f"GET {cache.url}/" in line for line in lists), waited.err
+        # Without --any, the job that never ends holds the answer until the timeout.
+        held = ant(devcluster, *argv, "--timeout", "2s", cache=cache, home=tmp_path)
+        assert held.code == ExitCode.TIMEOUT, str(held)
+    finally:
+        ok(devcluster, "delete", "-n", ns, "--yes", done, forever, cache=cache, home=tmp_path)
+
+
 def test_kubectl_reads_through_the_cache(devcluster: DevCluster, cache: CacheProcess) -> None:
     def kubectl(*server: str) -> list[str]:
         argv = [

@@ -204,6 +204,32 @@ def test_a_failing_replica_restarts_the_whole_job_then_fails_it_naming_the_repli
     ] == [job]
 
 
+def test_on_failure_restart_replica_replaces_only_the_failed_replica(ant: Ant) -> None:
+    job = unique("replica")
+    exiting(ant, job, None, "--replicas", "3", "--on-failure", "restart-replica")
+    wait_for("the job to run", lambda: all_running(ant, job, 3))
+    first = uids(ant, job)
+    make_exit(ant, f"{job}-1", "4@1")
+
+    def replaced_alone() -> bool:
+        now = uids(ant, job)
+        return (
+            annotations(ant, job).get("ant.dev/restarts") == "1"
+            and len(now) == 3
+            and now[f"{job}-1"] != first[f"{job}-1"]
+            and all_running(ant, job, 3)
+        )
+
+    wait_for("replica 1 to be replaced", replaced_alone, 90, state=lambda: uids(ant, job))
+    now = uids(ant, job)
+    assert {p: now[p] for p in (f"{job}-0", f"{job}-2")} == {
+        p: first[p] for p in (f"{job}-0", f"{job}-2")
+    }  # the others kept running
+    (entry,) = shown(ant, job)["restartLog"]
+    assert (entry["replica"], entry["exitCode"]) == (1, 4)
+    assert shown(ant, job)["status"] == "Running"
+
+
 # ---- dependencies -------------------------------------------------------------------------
 
 

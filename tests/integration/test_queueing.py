@@ -402,6 +402,9 @@ def test_the_queue_on_a_full_pool_and_preemption_by_a_high_job(
             sts = client.AppsV1Api(api).read_namespaced_stateful_set(name, ns)
             assert "ant.dev/preemptions" not in sts.metadata.annotations
             assert "ant.dev/last-preempted-at" not in sts.metadata.annotations
+            # And the controller took no preemption for a failure: no restart, not Failed.
+            assert "ant.dev/restarts" not in sts.metadata.annotations, name
+            assert (sts.metadata.labels or {}).get("ant.dev/phase") != "Failed", name
 
 
 def test_an_opportunistic_job_never_preempts(ant: Ant, devcluster: DevCluster) -> None:
