@@ -207,6 +207,27 @@ def sweep(plan: Sweep, jobs: Sequence[Job]) -> dict[str, Any]:
     }
 
 
+def sweep_across(parts: Sequence[tuple[Sweep, Sequence[Job]]]) -> dict[str, Any]:
+    """``ant submit --clusters ... --sweep ... -o json``: one Sweep document of a sweep
+    spread over clusters, its items in index order, each naming its cluster (the jobs
+    carry it); ``namespace`` is None when the clusters' namespaces differ."""
+    documents = [sweep(plan, jobs) for plan, jobs in parts]
+    indexed = sorted(
+        zip(
+            (planned.index for plan, _ in parts for planned in plan.jobs),
+            (item for document in documents for item in document["items"]),
+            strict=True,
+        ),
+        key=lambda pair: pair[0],
+    )
+    namespaces = {document["namespace"] for document in documents}
+    return {
+        **documents[0],
+        "namespace": namespaces.pop() if len(namespaces) == 1 else None,
+        "items": [item for _, item in indexed],
+    }
+
+
 def whoami(identity: Identity, context: str, namespace: str) -> dict[str, Any]:
     """``ant whoami -o json``."""
     return {

@@ -225,19 +225,27 @@ def plan(
     *,
     sweep_id: str | None = None,
     gang: Gang | None = None,
+    placements: Mapping[int, str] | None = None,
 ) -> Sweep:
     """Every job of the sweep, built and checked client-side; nothing is sent.
 
-    ``gang``: the engine that admits each job whole (each job is its own gang)."""
+    ``gang``: the engine that admits each job whole (each job is its own gang).
+    ``placements``: a sweep spread over clusters builds, for one cluster, only the jobs
+    placed there (by index), each recording its placement."""
     sweep_id = sweep_id or new_id()
     combos = validate(spec, parameters, count, sweep_id=sweep_id)
     base = _base_name(spec)
     jobs = []
     for index, params in enumerate(combos):
+        if placements is not None and index not in placements:
+            continue
         name = f"{base}-{sweep_id}-{index}"
         job_spec = replace(spec, name=name, generate_name="", meta={**spec.meta, **params})
         jobspec.validate(job_spec)
-        manifests = build(job_spec, name, namespace, provenance, gang)
+        placed = (
+            provenance if placements is None else replace(provenance, placement=placements[index])
+        )
+        manifests = build(job_spec, name, namespace, placed, gang)
         _add_sweep_metadata(manifests, sweep_id, index, params)
         jobs.append(SweepJob(index, name, params, manifests))
     return Sweep(sweep_id, namespace, spec.priority, tuple(parameters), count, tuple(jobs))

@@ -21,7 +21,7 @@ import pytest
 
 from ant.errors import ExitCode
 from tests.conftest import CLUSTER_SCRIPT, CLUSTER_UP_TIMEOUT, ORIGINAL_ENV, DevCluster
-from tests.helpers import Result, run_ant, unique
+from tests.helpers import Result, run_ant, unique, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -302,3 +302,71 @@ def test_the_config_file_names_the_clusters_each_with_its_namespace_and_cache(
         assert (found.code, found.json()["cluster"]) == (0, DEV2), found
     finally:
         clusters.ant("--context", DEV2, "-n", "queued", "delete", "--yes", there)
+
+
+def free_tpus(clusters: Clusters, context: str) -> int:
+    doc = clusters.ant("--context", context, "queue", "-A", "--all-users", "-o", "json").json()
+    (tpus,) = [c for c in doc["capacity"] if c["resource"] == "google.com/tpu"]
+    return int(tpus["free"])
+
+
+def test_a_sweep_spreads_over_the_clusters_and_is_listed_and_deleted_across_them(
+    clusters: Clusters, devcluster: DevCluster, jobs: list[str]
+) -> None:
+    """dev-2 is filled but for one pod's TPUs: the sweep's first job takes them, the next
+    one goes to dev-1 (where there is room); one sweep id over both, deleted across."""
+    tpus, nodes = devcluster.tpus_per_node, devcluster.node_count
+    wait_for("dev-2's TPUs all free", lambda: free_tpus(clusters, "admin@dev-2") == tpus * nodes)
+    filler = unique("mc-filler")
+    jobs.append(filler)
+    filled = clusters.ant(
+        "--context", "admin@dev-2", "-n", "research", "submit", "--name", filler,
+        "--image", "busybox", "--replicas", str(nodes - 1), "--tpus", str(tpus), "--no-gang",
+        "--", "sleep", "1h",
+    )  # fmt: skip
+    assert filled.code == 0, filled
+    running = clusters.ant(
+        "--context", "admin@dev-2", "-n", "research", "wait", filler, "--for", "running"
+    )
+    assert running.code == 0, running
+    room_on_dev1 = free_tpus(clusters, "admin@dev-1") >= tpus
+
+    order = "admin@dev-2,admin@dev-1"
+    argv = ["--clusters", order, "-n", "research", "submit", "--name", "spread",
+            "--image", "busybox", "--tpus", str(tpus), "--sweep", "x=a,b"]  # fmt: skip
+    made = clusters.ant(*argv, "-o", "json", "--", "sleep", "1h")
+    assert made.code == 0, made
+    document = made.json()
+    sweep_id = document["id"]
+    items = document["items"]
+    jobs.extend(i["name"] for i in items)
+    assert (items[0]["params"], items[0]["cluster"]) == ({"x": "a"}, "admin@dev-2")
+    if room_on_dev1:  # as good as always: dev-1's jobs are other tests' and short-lived
+        assert (items[1]["params"], items[1]["cluster"]) == ({"x": "b"}, "admin@dev-1")
+        assert "placing 1 job(s) in admin@dev-2: 1 fit now, 0 wait in its queue" in made.err
+        assert "placing 1 job(s) in admin@dev-1: 1 fit now, 0 wait in its queue" in made.err
+    else:
+        assert "placing 2 job(s) in admin@dev-2: 1 fit now, 1 wait in its queue" in made.err
+    for item in items:  # each where the placement put it, and recorded so
+        shown = clusters.ant(
+            "--context", item["cluster"], "-n", "research", "show", item["name"], "-o", "json"
+        )
+        assert shown.code == 0, shown
+        assert shown.json()["annotations"]["ant.dev/placement"].startswith(item["cluster"])
+
+    listed = clusters.ant("--clusters", order, "-n", "research", "list", "--sweep", sweep_id,
+                          "-o", "json")  # fmt: skip
+    assert listed.code == 0, listed
+    assert sorted((i["cluster"], i["name"]) for i in listed.json()["items"]) == sorted(
+        (i["cluster"], i["name"]) for i in items
+    )
+    deleted = clusters.ant(
+        "--clusters", order, "-n", "research", "delete", "--sweep", sweep_id, "--yes"
+    )
+    assert deleted.code == 0, deleted
+    assert sorted(deleted.out.splitlines()) == sorted(
+        f"job/{i['cluster']}/{i['name']} deleted" for i in items
+    )
+    after = clusters.ant("--clusters", order, "-n", "research", "list", "--sweep", sweep_id,
+                         "-o", "json")  # fmt: skip
+    assert [i for i in after.json()["items"] if i["status"] != "Terminating"] == []

@@ -8,14 +8,14 @@ from types import SimpleNamespace
 from typing import Any
 
 from ant.jobs.capacity import Capacity
-from ant.jobs.placement import demand, place
+from ant.jobs.placement import Room, demand, place, spread
 from ant.jobs.queue import Queue
 
 TPU = "google.com/tpu"
 NORMAL, HIGH, LOW = 10_000, 100_000, 1_000
 
 
-def queue(free: int | None, *waiting_priorities: int) -> Queue:
+def queue(free: int | None, *waiting_priorities: int) -> Room:
     items: Any = tuple(SimpleNamespace(priority_value=p) for p in waiting_priorities)
     cap = Capacity(TPU, Fraction(32), 8, Fraction(0), Fraction(0), cluster_free=None)
     if free is not None:
@@ -28,7 +28,7 @@ def queue(free: int | None, *waiting_priorities: int) -> Queue:
             Fraction(32 - free),
             Fraction(free),
         )
-    return Queue(namespace="research", items=items, capacity=(cap,))
+    return Room.of(Queue(namespace="research", items=items, capacity=(cap,)))
 
 
 WANT_16 = demand(4, {TPU: "4", "cpu": "8"})
@@ -68,3 +68,21 @@ def test_cpu_only_jobs_fit_anywhere_that_answers() -> None:
         "b",
         "the whole gang fits now (it asks for no accelerator)",
     )
+
+
+def test_a_sweep_spreads_taking_the_room_each_job_fills() -> None:
+    rooms = {"a": queue(16), "b": queue(40), "c": None}
+    placed = spread(["a", "b", "c"], rooms, WANT_16, NORMAL, 5)
+    assert [p.cluster for p in placed] == ["a", "b", "b", "a", "b"]
+    assert [p.fits for p in placed] == [True, True, True, False, False]
+    assert placed[1].reason == f"the whole gang fits now (16 {TPU} of 40 free)"
+    assert placed[2].reason == f"the whole gang fits now (16 {TPU} of 24 free)"
+    # Then by queue: a has none waiting (ties go to the first listed), then b does.
+    assert "0 waiting job(s) of its priority or higher here" in placed[3].reason
+    assert "0 waiting job(s) of its priority or higher here" in placed[4].reason
+    assert rooms["b"] == queue(40)  # the caller's view is left as it was
+
+
+def test_a_spread_sweep_of_jobs_that_fit_nowhere_takes_turns_by_queue_length() -> None:
+    placed = spread(["a", "b"], {"a": queue(0, NORMAL), "b": queue(0)}, WANT_16, NORMAL, 4)
+    assert [p.cluster for p in placed] == ["b", "a", "b", "a"]

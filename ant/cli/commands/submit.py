@@ -4,7 +4,7 @@ import shlex
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,9 +15,8 @@ from ant.cli.options import OutputFormat, output_option
 if TYPE_CHECKING:
     from ant.jobs.gang import Gang
     from ant.jobs.manifest import Manifests, Provenance
-    from ant.jobs.queue import Queue
     from ant.jobs.spec import JobSpec
-    from ant.jobs.sweep import Parameter
+    from ant.jobs.sweep import Parameter, Sweep
 
 HELP = """Submit a job: a headless Service and a StatefulSet of the same name.
 
@@ -127,10 +126,10 @@ def submit(
     ] = None,
 ) -> None:
     from ant.cli import clusters as across
+    from ant.cli import placing
     from ant.jobs import data, manifest
     from ant.jobs import spec as jobspec
-    from ant.jobs.documents import rfc3339, submitted_job
-    from ant.jobs.identity import Identity, whoami
+    from ant.jobs.documents import submitted_job
 
     app: App = ctx.obj
     defaults = _config_defaults(app)  # the config file's: below the file and the flags
@@ -175,27 +174,24 @@ def submit(
         parameters = sweeps.parse_parameters(sweep or [])
         sweeps.validate(job, parameters, copies)
 
-    placement = ""
-    if clusters := across.selected(app):  # one of them, chosen by capacity (even dry runs)
-        app, placement = _place(app, clusters, job)
-
-    # --dry-run contacts no cluster: the submitter is the local user, marked as such.
-    identity = (
-        Identity(username=app.env.vars.get("USER", "unknown")) if dry_run else whoami(app.client)
-    )
-    namespace = app.offline_namespace if dry_run else app.namespace
-    provenance = manifest.Provenance(
-        identity=identity,
-        submitted_at=rfc3339(datetime.now(UTC)),
-        command_line=shlex.join(["ant", *app.env.argv]),
-        git=manifest.git_info(app.env.cwd),
-        placement=placement,
-    )
-
     def unchecked(what: str) -> None:
         app.terminal.warn(f"cannot check that {what} exists (access denied); submitting anyway")
 
-    gang = _gang(app, job, no_gang, min_replicas, queue, dry_run)
+    def gang_on(on: App) -> Gang | None:
+        return _gang(on, job, no_gang, min_replicas, queue, dry_run)
+
+    placement = ""
+    if clusters := across.selected(app):  # chosen by capacity (even dry runs)
+        if parameters is not None:  # a sweep spreads over them
+            _submit_spread_sweep(
+                app, clusters, job, parameters, copies, gang_on, dry_run, output, unchecked
+            )
+            return
+        app, placement = placing.place(app, clusters, job)
+
+    namespace = app.offline_namespace if dry_run else app.namespace
+    provenance = _provenance(app, dry_run, placement)
+    gang = gang_on(app)
     if parameters is not None:
         _submit_sweep(
             app, job, parameters, copies, namespace, provenance, gang, dry_run, output, unchecked
@@ -225,35 +221,23 @@ def submit(
         )
 
 
-def _place(app: App, clusters: list[str], job: JobSpec) -> tuple[App, str]:
-    """The app of the cluster the job goes to, and the placement recorded on it: each
-    cluster's queue asked at once (ant.jobs.placement). Said on stderr."""
-    from ant.cache.client import cached_capacity
-    from ant.cli import clusters as across
-    from ant.jobs import placement
-    from ant.jobs.priorities import LEVELS
-    from ant.jobs.queue import get_queue
+def _provenance(app: App, dry_run: bool, placement: str) -> Provenance:
+    """Who submits, when, from what: recorded on the job. --dry-run contacts no cluster:
+    the submitter is then the local user, marked as such."""
+    from ant.jobs import manifest
+    from ant.jobs.documents import rfc3339
+    from ant.jobs.identity import Identity, whoami
 
-    wanted = placement.demand(job.replicas, job.resources)
-
-    def queue_of(on: App) -> Queue:
-        return get_queue(
-            on.reader,
-            on.namespace,
-            resources=placement.accelerators(wanted),
-            cached_usage=lambda: cached_capacity(on.reader),
-        )
-
-    answers = across.ask_each(app, clusters, queue_of)
-    for answer in answers:
-        if answer.error is not None:
-            app.terminal.warn(f"cluster {answer.cluster} did not answer: {answer.error}")
-    value = next(level.value for level in LEVELS if level.priority == job.priority)
-    chosen = placement.place(clusters, {a.cluster: a.value for a in answers}, wanted, value)
-    app.terminal.info(f"placing the job in {chosen.cluster}: {chosen.reason}")
-    return app.for_cluster(
-        chosen.cluster, app.deadline_seconds
-    ), f"{chosen.cluster}: {chosen.reason}"
+    identity = (
+        Identity(username=app.env.vars.get("USER", "unknown")) if dry_run else whoami(app.client)
+    )
+    return manifest.Provenance(
+        identity=identity,
+        submitted_at=rfc3339(datetime.now(UTC)),
+        command_line=shlex.join(["ant", *app.env.argv]),
+        git=manifest.git_info(app.env.cwd),
+        placement=placement,
+    )
 
 
 def _gang(
@@ -358,6 +342,108 @@ def _submit_sweep(
             + f", priority {job.priority}"
         )
         app.terminal.info(f"see them with: ant list --sweep {plan.id}")
+
+
+def _submit_spread_sweep(
+    app: App,
+    clusters: list[str],
+    job: JobSpec,
+    parameters: Sequence[Parameter],
+    count: int,
+    gang_on: Callable[[App], Gang | None],
+    dry_run: bool,
+    output: OutputFormat | None,
+    on_unchecked: Callable[[str], None],
+) -> None:
+    """A sweep over several clusters: each job placed by the placement rule against what
+    the jobs before it took (docs/clusters.md), then each cluster's part submitted as a
+    sweep of its own under the one sweep id. A cluster that fails stops the rest; what was
+    created is named, cluster by cluster."""
+    from ant.cli import placing
+    from ant.cli.clusters import with_cluster
+    from ant.errors import AntError
+    from ant.jobs import documents
+    from ant.jobs import sweep as sweeps
+    from ant.jobs.model import job_from
+
+    total = len(sweeps.combinations(parameters, count))
+    placed = placing.spread(app, clusters, job, total)
+    sweep_id = sweeps.new_id()
+    parts: list[tuple[str, App, Sweep]] = []
+    for cluster in clusters:
+        here = {i: f"{p.cluster}: {p.reason}" for i, p in enumerate(placed) if p.cluster == cluster}
+        if here:
+            on = app.for_cluster(cluster, app.deadline_seconds)
+            namespace = on.offline_namespace if dry_run else on.namespace
+            plan = sweeps.plan(
+                job,
+                parameters,
+                count,
+                namespace,
+                _provenance(on, dry_run, ""),
+                sweep_id=sweep_id,
+                gang=gang_on(on),
+                placements=here,
+            )
+            parts.append((cluster, on, plan))
+    if dry_run:
+        if output is OutputFormat.name:
+            for cluster, _, plan in parts:
+                for name in plan.names:
+                    app.terminal.line(f"{cluster}/{name}")
+            return
+        _print_dry_run(app, [j.manifests for _, _, plan in parts for j in plan.jobs], output)
+        return
+    done: list[tuple[str, Sweep, list[Any]]] = []
+    for cluster, on, plan in parts:
+        try:
+            with (
+                app.terminal.progress(len(plan.jobs), f"submitting to {cluster}") as progress,
+                _forgetting_gone_engines(on),
+            ):
+                created = sweeps.submit(
+                    on.client,
+                    plan,
+                    on_progress=progress.update if app.terminal.interactive else None,
+                    on_unchecked=on_unchecked,
+                )
+        except sweeps.SweepFailed as e:
+            made = [f"{c}/{s.metadata.name}" for c, _, sts in done for s in sts]
+            made += [f"{cluster}/{name}" for name in e.created]
+            for name in made:  # exactly the jobs that exist, one per line
+                app.terminal.line(name)
+            failure = next(iter(e.failed.items()), None)
+            what = f"{failure[0]} failed: {failure[1]}" if failure else "interrupted"
+            error = AntError(
+                f"sweep {sweep_id}: {len(made)} of {total} job(s) created, "
+                f"then in {cluster} {what}",
+                hint=f"'ant --clusters {','.join(clusters)} delete --sweep {sweep_id}' removes "
+                "the created ones"
+                if made
+                else "nothing was created",
+            )
+            error.exit_code = e.exit_code
+            raise error from e
+        on.record_write(*(sts.metadata.resourceVersion for sts in created))
+        done.append((cluster, plan, created))
+    if output is OutputFormat.name:
+        for cluster, plan, _ in done:
+            for name in plan.names:
+                app.terminal.line(f"{cluster}/{name}")
+    elif output in (OutputFormat.json, OutputFormat.yaml):
+        document = documents.sweep_across(
+            [(plan, with_cluster([job_from(s, []) for s in sts], c)) for c, plan, sts in done]
+        )
+        (app.terminal.json if output is OutputFormat.json else app.terminal.yaml)(document)
+    else:
+        where = ", ".join(f"{c} ({len(plan.jobs)})" for c, plan, _ in done)
+        app.terminal.line(
+            f"sweep {sweep_id}: {total} job(s) submitted across {len(done)} cluster(s): "
+            f"{where}, priority {job.priority}"
+        )
+        app.terminal.info(
+            f"see them with: ant --clusters {','.join(clusters)} list --sweep {sweep_id}"
+        )
 
 
 def _print_dry_run(app: App, jobs: list[Manifests], output: OutputFormat | None) -> None:
