@@ -301,27 +301,15 @@ def _submit_sweep(
     """``--sweep``/``--count``: many jobs over one connection pool (ant.jobs.sweep)."""
     from ant.jobs import documents
     from ant.jobs import sweep as sweeps
-    from ant.jobs.lifecycle import podgroup_message, to_messages
     from ant.jobs.model import job_from
 
     plan = sweeps.plan(job, parameters, count, namespace, provenance, gang=gang)
     if dry_run:
-        for planned in plan.jobs:
-            to_messages(planned.manifests)  # the same client-side checks as a real submit
-            podgroup_message(planned.manifests)
+        _check_offline(plan)
         _print_dry_run(app, [j.manifests for j in plan.jobs], output)
         return
     try:
-        with (
-            app.terminal.progress(len(plan.jobs), f"submitting sweep {plan.id}") as progress,
-            _forgetting_gone_engines(app),
-        ):
-            created = sweeps.submit(
-                app.client,
-                plan,
-                on_progress=progress.update if app.terminal.interactive else None,
-                on_unchecked=on_unchecked,
-            )
+        created = _create_sweep(app, plan, f"submitting sweep {plan.id}", on_unchecked)
     except sweeps.SweepFailed as e:
         for name in e.created:  # exactly the jobs that exist, one per line
             app.terminal.line(name)
@@ -387,6 +375,8 @@ def _submit_spread_sweep(
             )
             parts.append((cluster, on, plan))
     if dry_run:
+        for _, _, plan in parts:
+            _check_offline(plan)
         if output is OutputFormat.name:
             for cluster, _, plan in parts:
                 for name in plan.names:
@@ -397,16 +387,7 @@ def _submit_spread_sweep(
     done: list[tuple[str, Sweep, list[Any]]] = []
     for cluster, on, plan in parts:
         try:
-            with (
-                app.terminal.progress(len(plan.jobs), f"submitting to {cluster}") as progress,
-                _forgetting_gone_engines(on),
-            ):
-                created = sweeps.submit(
-                    on.client,
-                    plan,
-                    on_progress=progress.update if app.terminal.interactive else None,
-                    on_unchecked=on_unchecked,
-                )
+            created = _create_sweep(on, plan, f"submitting to {cluster}", on_unchecked)
         except sweeps.SweepFailed as e:
             made = [f"{c}/{s.metadata.name}" for c, _, sts in done for s in sts]
             made += [f"{cluster}/{name}" for name in e.created]
@@ -443,6 +424,30 @@ def _submit_spread_sweep(
         )
         app.terminal.info(
             f"see them with: ant --clusters {','.join(clusters)} list --sweep {sweep_id}"
+        )
+
+
+def _check_offline(plan: Sweep) -> None:
+    """--dry-run: the client-side checks a real submit makes of each job."""
+    from ant.jobs.lifecycle import podgroup_message, to_messages
+
+    for planned in plan.jobs:
+        to_messages(planned.manifests)
+        podgroup_message(planned.manifests)
+
+
+def _create_sweep(
+    app: App, plan: Sweep, doing: str, on_unchecked: Callable[[str], None]
+) -> list[Any]:
+    """Every job of ``plan`` created in ``app``'s cluster, with a progress bar."""
+    from ant.jobs import sweep as sweeps
+
+    with app.terminal.progress(len(plan.jobs), doing) as progress, _forgetting_gone_engines(app):
+        return sweeps.submit(
+            app.client,
+            plan,
+            on_progress=progress.update if app.terminal.interactive else None,
+            on_unchecked=on_unchecked,
         )
 
 
