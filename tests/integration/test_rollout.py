@@ -203,6 +203,7 @@ class PodWatcher:
         self.max_unavailable = 0
         self.on_removed: Callable[[int], None] | None = None
         self.errors: list[BaseException] = []
+        self.relists = 0  # after 410s
         listed = self.core.list_namespaced_pod(namespace, label_selector=self.selector)
         for pod in listed.items:
             self.pods[pod.metadata.name] = _view(pod)
@@ -226,27 +227,54 @@ class PodWatcher:
 
     def _run(self) -> None:
         from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
 
         try:
             while not self.stop.is_set():
                 w = watch.Watch()
-                for event in w.stream(
-                    self.core.list_namespaced_pod,
-                    self.namespace,
-                    label_selector=self.selector,
-                    resource_version=self.resource_version,
-                    timeout_seconds=1,
-                ):
-                    self._apply(event["type"], event["object"])
+                try:
+                    for event in w.stream(
+                        self.core.list_namespaced_pod,
+                        self.namespace,
+                        label_selector=self.selector,
+                        resource_version=self.resource_version,
+                        timeout_seconds=1,
+                    ):
+                        self._apply(event["type"], event["object"])
+                except ApiException as e:
+                    if e.status != 410:
+                        raise
+                    self._relist()  # an API server restart or an etcd compaction
+                    continue
                 self.resource_version = w.resource_version or self.resource_version
         except BaseException as e:  # reported by close()
             self.errors.append(e)
 
+    def _relist(self) -> None:
+        """After a 410: the pods now, as events. Nothing was missed but what an API server
+        that was down could not have written (the tests restart it; etcd keeps the rest)."""
+        listed = self.core.list_namespaced_pod(self.namespace, label_selector=self.selector)
+        now = {p.metadata.name: p for p in listed.items}
+        with self.lock:  # gone, or replaced by a pod of the same name
+            gone = [
+                (n, v) for n, v in self.pods.items() if n not in now or now[n].metadata.uid != v.uid
+            ]
+        for name, view in gone:
+            self._apply_view("DELETED", name, view)
+        for name, pod in now.items():
+            self._apply_view("MODIFIED", name, _view(pod))
+        with self.lock:
+            self.resource_version = listed.metadata.resource_version
+            self.relists += 1
+
     def _apply(self, kind: str, pod: Any) -> None:
-        name, view = pod.metadata.name, _view(pod)
-        removed = 0
         with self.lock:
             self.resource_version = pod.metadata.resource_version
+        self._apply_view(kind, pod.metadata.name, _view(pod))
+
+    def _apply_view(self, kind: str, name: str, view: PodView) -> None:
+        removed = 0
+        with self.lock:
             if kind == "DELETED":
                 self.pods.pop(name, None)
                 graceful = view.uid in self.seen_terminating
