@@ -58,6 +58,8 @@ log = logging.getLogger("ant.kube.transport")
 
 ACCEPT_PROTOBUF = f"{codec.PROTOBUF}, {codec.JSON}"
 USER_AGENT = f"ant/{__version__}"
+# How long after the server was unreachable a 403 may still be its authorizer starting.
+RESTART_GRACE = 30.0
 Params = Mapping[str, str | int | bool | None]
 
 
@@ -157,6 +159,8 @@ class Transport:
         self._sleep = sleep
         # Called before a 401 or 403 is raised (the CLI forgets the remembered identity).
         self.on_denied: Callable[[], None] | None = None
+        # When the server last could not be reached (monotonic): see _starting_up.
+        self._unreachable_at = -math.inf
         # Passed on every request: requests lets $REQUESTS_CA_BUNDLE override a
         # session-level `verify`, which would silently ignore kubeconfig's CA.
         self.verify = verify
@@ -324,6 +328,8 @@ class Transport:
                     raise deadline.exceeded(_host(url), e.reason) from e
                 # A TLS failure stays one; a read timeout may mean the server is busy with it.
                 retryable = e.kind in ("connect", "broken") or (e.kind == "timeout" and not e.sent)
+                if e.kind in ("connect", "broken"):
+                    self._unreachable_at = time.monotonic()
                 if retryable and (idempotent or not e.sent) and attempt + 1 < self.retry.attempts:
                     self._sleep_before_retry(deadline, ends, attempt, method, url, e.reason)
                     attempt += 1
@@ -337,7 +343,8 @@ class Transport:
             if resp.status_code == 401 and not refreshed and self.auth.refresh():
                 refreshed = True
                 continue
-            if _should_retry(error_, idempotent) and attempt + 1 < self.retry.attempts:
+            retry = _should_retry(error_, idempotent) or self._starting_up(resp.status_code)
+            if retry and attempt + 1 < self.retry.attempts:
                 self._sleep_before_retry(
                     deadline, ends, attempt, method, url, str(error_), error_.retry_after
                 )
@@ -346,6 +353,12 @@ class Transport:
             if resp.status_code in (401, 403) and self.on_denied is not None:
                 self.on_denied()
             raise error_
+
+    def _starting_up(self, status: int) -> bool:
+        """A 403 soon after the server could not be reached is a restarted API server whose
+        authorizer has not loaded RBAC yet, not a refusal: worth another attempt (a
+        refused request was not carried out, so even a create may be sent again)."""
+        return status == 403 and time.monotonic() - self._unreachable_at < RESTART_GRACE
 
     def _exchange(
         self,

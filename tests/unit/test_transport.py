@@ -115,6 +115,32 @@ def test_5xx_is_retried_for_reads_but_not_for_creates(server):
     assert len(server.seen) == 1, "a create that may have happened must not be repeated"
 
 
+def hang_up(h) -> None:
+    """No answer at all: the connection is closed (an API server being killed)."""
+    h.close_connection = True
+    h.connection.shutdown(2)
+
+
+def test_a_403_right_after_the_server_was_unreachable_is_retried(server):
+    """A restarted API server answers 403 until its authorizer has loaded RBAC: after a
+    dropped connection, that 403 is tried again, even for a create (it was refused)."""
+    forbidden = status_body(403, "Forbidden", 'pods is forbidden: User "alice" cannot create')
+    server.replies += [hang_up, respond(403, forbidden, codec.PROTOBUF), respond(200, b"{}")]
+    t = transport(server, [])
+    assert t.request("GET", "/api/v1/pods").status == 200
+    assert len(server.seen) == 3
+    server.replies += [respond(403, forbidden, codec.PROTOBUF), respond(201, b"{}")]
+    assert t.request("POST", "/api/v1/namespaces/x/pods", body=b"{}").status == 201
+    assert len(server.seen) == 5
+
+    # A 403 with no outage behind it is an answer: raised at once.
+    server.seen.clear()
+    server.replies += [respond(403, forbidden, codec.PROTOBUF), respond(200, b"{}")]
+    with pytest.raises(Forbidden):
+        transport(server, []).request("GET", "/api/v1/pods")
+    assert len(server.seen) == 1
+
+
 def test_protobuf_status_becomes_not_found_with_exit_code_3(server):
     server.replies.append(
         respond(
