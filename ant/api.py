@@ -171,8 +171,8 @@ class Client:
     ) -> Job:
         """Create a job from manifests already built (``ant.jobs.manifest.build``): the
         second half of ``submit``, and what ``ant submit`` calls."""
-        from ant.jobs.lifecycle import submit
         from ant.jobs.model import job_from
+        from ant.jobs.submission import submit
 
         created = submit(self.kube, manifests, priority, on_unchecked=on_unchecked)
         return job_from(created, [])

@@ -127,7 +127,7 @@ class Watcher:
 def replay(client: Any, mode: str, jobs: list[TraceJob], run_id: str) -> dict[str, Any]:
     """Submit and delete the trace's jobs in one mode; the metrics from the watcher."""
     from ant.jobs import gang as gangs
-    from ant.jobs import lifecycle, manifest
+    from ant.jobs import lifecycle, manifest, submission
     from ant.jobs.documents import rfc3339
     from ant.jobs.identity import whoami
     from ant.jobs.spec import JobSpec
@@ -172,7 +172,7 @@ def replay(client: Any, mode: str, jobs: list[TraceJob], run_id: str) -> dict[st
             )
             provenance = manifest.Provenance(identity, rfc3339(datetime.now(UTC)), "bench")
             built = manifest.build(spec, names[j.index], namespace, provenance, gang)
-            lifecycle.submit(client, built, j.priority, preflight=False)
+            submission.submit(client, built, j.priority, preflight=False)
             submitted[j.index] = time.monotonic()
         for j in jobs:
             i = j.index

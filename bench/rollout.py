@@ -32,9 +32,9 @@ from typing import Any
 from ant.jobs import manifest, priorities
 from ant.jobs import rollout as ro
 from ant.jobs.identity import Identity
-from ant.jobs.lifecycle import submit
 from ant.jobs.podwatch import PodTracker, is_ready
 from ant.jobs.spec import JobSpec
+from ant.jobs.submission import submit
 from ant.kube import resources as r
 from ant.kube.client import Client, Resource, connect
 from bench.common import (

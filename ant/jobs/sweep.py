@@ -19,7 +19,7 @@ each combination ``--count`` times: 2 x 2 x 2 = 8 jobs. Every job of a sweep
 Submitting is all or report: every job is built and checked client-side first; the
 server-side checks that are the same for every job (the PriorityClass, a dry run of the
 Service and StatefulSet) run once, on the first job; then the jobs are created
-concurrently over the one ``Client``. Each job on its own keeps ``lifecycle.submit``'s
+concurrently over the one ``Client``. Each job on its own keeps ``submission.submit``'s
 guarantees (its StatefulSet is created first and owns its Service). If a job fails, no new
 ones are started, the server is asked which jobs of the sweep exist (a lost response can
 hide one that was created), and ``SweepFailed`` names exactly those.
@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ant.errors import AntError, ExitCode, ValidationError
-from ant.jobs import lifecycle, schema
+from ant.jobs import lifecycle, schema, submission
 from ant.jobs import spec as jobspec
 from ant.jobs.gang import Gang
 from ant.jobs.manifest import CONTAINER, Manifests, Provenance, build
@@ -294,7 +294,7 @@ def submit(
     Raises ``SweepFailed`` (naming what was created) when a job cannot be created or
     ant is interrupted; errors found before anything was created are raised as they are.
     """
-    messages = [lifecycle.to_messages(j.manifests) for j in sweep.jobs]
+    messages = [submission.to_messages(j.manifests) for j in sweep.jobs]
     _preflight(client, sweep, messages[0], on_unchecked)
 
     created: dict[int, Any] = {}
@@ -305,7 +305,7 @@ def submit(
         if stop.is_set():
             return None
         job = sweep.jobs[i]
-        return lifecycle.submit(
+        return submission.submit(
             client, job.manifests, sweep.priority, messages=messages[i], preflight=False
         )
 
@@ -376,8 +376,8 @@ def _preflight(
     first: tuple[Any, Any],
     on_unchecked: Callable[[str], None] | None,
 ) -> None:
-    """What ``lifecycle.submit`` checks per job, once: every job shares the same shape."""
-    lifecycle.check(client, sweep.jobs[0].manifests, first, sweep.priority, on_unchecked)
+    """What ``submission.submit`` checks per job, once: every job shares the same shape."""
+    submission.check(client, sweep.jobs[0].manifests, first, sweep.priority, on_unchecked)
 
 
 def _existing(client: Client, sweep: Sweep, believed: Sequence[str]) -> tuple[list[str], bool]:

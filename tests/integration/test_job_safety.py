@@ -107,8 +107,8 @@ def test_the_service_is_owned_by_the_statefulset_and_collected_with_it(
 
 def statefulset_only(ant: Ant, namespace: str, name: str) -> None:
     """What a submit killed between its creates leaves: the root alone, still marked as
-    waiting for its Service (built and created as ``lifecycle.submit`` does, as alice)."""
-    from ant.jobs import lifecycle, manifest
+    waiting for its Service (built and created as ``submission.submit`` does, as alice)."""
+    from ant.jobs import manifest, submission
     from ant.jobs.identity import Identity
     from ant.jobs.spec import JobSpec
     from ant.kube import resources as r
@@ -117,7 +117,7 @@ def statefulset_only(ant: Ant, namespace: str, name: str) -> None:
     spec = JobSpec(name=name, image="busybox:1.36")
     provenance = manifest.Provenance(Identity("alice"), "2026-12-01T00:00:00Z", "ant submit")
     manifests = manifest.build(spec, name, namespace, provenance)
-    _, statefulset = lifecycle.to_messages(manifests)
+    _, statefulset = submission.to_messages(manifests)
     statefulset.metadata.annotations["ant.dev/service-pending"] = "true"
     client = connect(str(ant.devcluster.kubeconfig), "alice")
     try:

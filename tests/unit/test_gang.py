@@ -105,7 +105,7 @@ def test_a_kueue_gang_is_labelled_on_the_statefulset_and_its_pods_not_the_servic
 
 
 def test_a_gang_with_no_pod_placed_is_queued_not_pending() -> None:
-    from ant.jobs.lifecycle import to_messages
+    from ant.jobs.submission import to_messages
 
     for gang, engine in (
         (Gang(Engine.PODGROUP, min_count=4), "PodGroup"),

@@ -11,9 +11,9 @@ import pytest
 from ant.errors import ValidationError
 from ant.jobs import manifest, schema
 from ant.jobs.identity import Identity
-from ant.jobs.lifecycle import to_messages
 from ant.jobs.manifest import GitInfo, Provenance, deep_merge
 from ant.jobs.spec import JobSpec
+from ant.jobs.submission import to_messages
 
 PROVENANCE = Provenance(
     identity=Identity("alice@example.com"),

@@ -11,10 +11,10 @@ import pytest
 from ant.errors import AlreadyExists, ExitCode, Forbidden, Status, ValidationError
 from ant.jobs import schema, sweep
 from ant.jobs.identity import Identity
-from ant.jobs.lifecycle import to_messages
 from ant.jobs.manifest import Provenance
 from ant.jobs.model import job_from
 from ant.jobs.spec import JobSpec
+from ant.jobs.submission import to_messages
 
 PROVENANCE = Provenance(Identity("alice"), "2026-11-24T15:00:00Z", "ant submit --sweep lr=1")
 SPEC = JobSpec(

@@ -199,7 +199,7 @@ def submit(
         return
     manifests = manifest.build(job, manifest.job_name(job), namespace, provenance, gang)
     if dry_run:
-        from ant.jobs.lifecycle import podgroup_message, to_messages
+        from ant.jobs.submission import podgroup_message, to_messages
 
         to_messages(manifests)  # the same client-side checks as a real submit
         podgroup_message(manifests)
@@ -429,7 +429,7 @@ def _submit_spread_sweep(
 
 def _check_offline(plan: Sweep) -> None:
     """--dry-run: the client-side checks a real submit makes of each job."""
-    from ant.jobs.lifecycle import podgroup_message, to_messages
+    from ant.jobs.submission import podgroup_message, to_messages
 
     for planned in plan.jobs:
         to_messages(planned.manifests)
