@@ -230,6 +230,25 @@ def test_rollout_of_a_podgroup_gang_brings_pods_back_into_the_admitted_gang(
     assert {p.spec.containers[0].image for p in found} == {"busybox:1.37"}
     assert all(p.spec.node_name for p in found)
     assert ant.statuses() == {"r": "Running"}
+    restarted_into_the_admitted_gang(ant, devcluster, "r")
+
+
+def restarted_into_the_admitted_gang(ant: Ant, devcluster: DevCluster, job: str) -> None:
+    """`ant restart -r 1` of a running gang: the new pod joins the gang as it was admitted
+    (the same admission, not a new one), and runs."""
+    admitted = ant.show(job)["admission"]
+    assert admitted["admitted"] is True, admitted
+    mine = f"ant.dev/job={job}"
+    before = {p.metadata.name: p.metadata.uid for p in pods(devcluster, ant.namespace, mine)}
+    restarted = ant("restart", job, "-r", "1", "--yes", "--wait", "--timeout", "2m")
+    assert restarted.code == 0, str(restarted)
+    assert f"pod/{job}-1 is Ready on " in restarted.err
+    after = {p.metadata.name: p.metadata.uid for p in pods(devcluster, ant.namespace, mine)}
+    assert after[f"{job}-1"] != before[f"{job}-1"]
+    assert {n: u for n, u in after.items() if n != f"{job}-1"} == {
+        n: u for n, u in before.items() if n != f"{job}-1"
+    }
+    assert ant.show(job)["admission"] == admitted
 
 
 # ---- Kueue -----------------------------------------------------------------------------------
@@ -337,6 +356,7 @@ def test_rollout_of_a_kueue_gang_brings_pods_back_into_the_admitted_workload(
     assert len(found) == 4
     assert all(p.spec.node_name for p in found)
     assert ant.show(r)["admission"]["admitted"] is True
+    restarted_into_the_admitted_gang(ant, devcluster, r)
 
 
 def test_a_preempted_podgroup_gang_loses_every_pod_waits_whole_and_restarts_whole(
