@@ -383,3 +383,49 @@ def test_a_preempted_podgroup_gang_loses_every_pod_waits_whole_and_restarts_whol
         lambda: ant.statuses() == {"low": "Running"} and bound(devcluster, ns, "low") == 8,
         state=ant.statuses,
     )
+
+
+def test_a_kueue_gang_is_preempted_whole_by_a_higher_one_and_readmitted_whole(
+    queued: Ant, kueue: Kueue, devcluster: DevCluster
+) -> None:
+    """A ClusterQueue as `ant admin install-queues` makes it (it preempts LowerPriority;
+    the dev cluster's own queue does not preempt): an opportunistic gang holding the whole
+    quota is evicted whole for a high one, waits Queued holding nothing, and is admitted
+    whole again once the high one is gone."""
+    from kubernetes import client
+
+    ant, ns = queued, queued.namespace
+    cq, lq = unique("preempting"), unique("preempting")
+    admin = ["--kubeconfig", str(devcluster.kubeconfig), "--context", "admin", "-n", ns]
+    made = run_ant([*admin, "admin", "install-queues", "--cluster-queue", cq, "--queue", lq])
+    assert made.code == 0, str(made)
+    low, top = unique("klow"), unique("ktop")
+    ant.created += [low, top]
+    try:
+        ant.ok("submit", "--name", low, "--image", "busybox:1.36", "--replicas", "8",
+               "--tpus", "4", "--priority", "opportunistic", "--queue", lq)  # fmt: skip
+        wait_for(f"{low} to take the pool", lambda: bound(devcluster, ns, low) == 8)
+        ant.ok("submit", "--name", top, "--image", "busybox:1.36", "--replicas", "4",
+               "--tpus", "4", "--priority", "high", "--queue", lq)  # fmt: skip
+
+        def mine() -> dict[str, str]:
+            return {k: v for k, v in ant.statuses().items() if k in (low, top)}
+
+        wait_for(
+            f"{top} to run and {low} to wait Queued with no pod bound",
+            lambda: mine() == {top: "Running", low: "Queued"} and bound(devcluster, ns, low) == 0,
+            state=lambda: (mine(), bound(devcluster, ns, low)),
+        )
+        assert ant.show(low)["admission"]["admitted"] is False
+        ant.ok("delete", top, "--yes", "--wait")
+        wait_for(f"{low} to run whole again", lambda: bound(devcluster, ns, low) == 8)
+        assert ant.show(low)["admission"]["admitted"] is True
+    finally:
+        ant("delete", low, top, "--yes", "--wait")
+        ant.created.clear()
+        with devcluster.api_client("admin") as api:
+            custom = client.CustomObjectsApi(api)
+            custom.delete_namespaced_custom_object(
+                "kueue.x-k8s.io", "v1beta2", ns, "localqueues", lq
+            )
+            custom.delete_cluster_custom_object("kueue.x-k8s.io", "v1beta2", "clusterqueues", cq)
