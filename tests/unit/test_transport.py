@@ -141,6 +141,26 @@ def test_a_403_right_after_the_server_was_unreachable_is_retried(server):
     assert len(server.seen) == 1
 
 
+def test_the_command_engine_sends_a_request_without_requests_or_the_idna_codec(server):
+    """Start-up: the ant command's engine imports neither ``requests`` (~40 ms) nor the
+    IDNA codec (~20 ms, pulled in by a ``str`` host name given to getaddrinfo or ssl)."""
+    import subprocess
+
+    server.replies.append(respond(200, b"{}"))
+    code = (
+        "import sys\n"
+        "from ant.kube.auth import NoAuth\n"
+        "from ant.kube.transport import Transport\n"
+        f"t = Transport({server.url!r}, auth=NoAuth(), stdlib_http=True)\n"
+        "print(t.request('GET', '/api').status)\n"
+        "print(sorted(m for m in ('requests', 'encodings.idna', 'stringprep') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split("\n")[:2] == ["200", "[]"], done.stdout + done.stderr
+
+
 def test_protobuf_status_becomes_not_found_with_exit_code_3(server):
     server.replies.append(
         respond(
