@@ -48,7 +48,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ant.errors import (
     AntError,
@@ -60,7 +60,6 @@ from ant.errors import (
     ServerTimeout,
 )
 from ant.jobs import schema
-from ant.jobs.capacity import NodeUsage
 from ant.jobs.documents import API_VERSION
 from ant.jobs.model import Job, JobStatus, from_metadata
 from ant.kube import codec
@@ -68,6 +67,9 @@ from ant.kube import resources as r
 from ant.kube.client import Client, ObjectList, Resource, api_path
 from ant.kube.config import KubeConfig, user_cache_dir, write_private
 from ant.kube.transport import ACCEPT_PROTOBUF, Deadline, RetryPolicy, Transport
+
+if TYPE_CHECKING:  # the queue's only: not on the path of a list
+    from ant.jobs.capacity import NodeUsage
 
 T = TypeVar("T")
 Jobs = list[Job]  # (inside CachingClient, `list` is the method)
@@ -288,6 +290,8 @@ class CachingClient(Client):
     def capacity(self) -> tuple[NodeUsage, ...] | None:
         """The cache's node totals (``/ant/v1/capacity``); None if it cannot say (it does
         not watch every namespace, or is down) or will not (you may not list nodes)."""
+        from ant.jobs.capacity import NodeUsage
+
         if not self.active:
             return None
         try:

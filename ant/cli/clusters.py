@@ -70,7 +70,7 @@ def _names(text: str) -> list[str]:
 
 
 def cluster_timeout(app: App) -> float:
-    from ant.jobs.spec import parse_duration
+    from ant.jobs.durations import parse_duration
 
     text = app.env.vars.get("ANT_CLUSTER_TIMEOUT", "")
     if not text:

@@ -269,11 +269,11 @@ class App:
 
 
 def _deadline_seconds(text: str | None) -> float:
-    from ant.errors import ValidationError
-    from ant.jobs.spec import parse_duration
-
     if text is None:
         return DEFAULT_DEADLINE
+    from ant.errors import ValidationError
+    from ant.jobs.durations import parse_duration
+
     seconds = parse_duration(text, "--deadline")
     if seconds <= 0:
         raise ValidationError("--deadline", f"{text!r} is not a positive duration", hint="e.g. 2m")

@@ -157,8 +157,8 @@ def render_job_details(
 
 def _ending_fields(job: Job, now: datetime) -> list[tuple[str, str]]:
     """How the job ends (docs/controller.md): policy, restarts, exits, dependencies, TTL."""
+    from ant.jobs.durations import format_duration
     from ant.jobs.model import parse_time
-    from ant.jobs.spec import format_duration
 
     policy, record = job.policy, job.record
     fields = [

@@ -76,7 +76,8 @@ def list_jobs(
     when some StatefulSet's status cannot tell its summary (``model.settled``): one
     request when every job is fully running, else a second one after the first.
     """
-    from ant.jobs import queue as jobqueue
+    if track_preemptions:  # not on the path of a plain list
+        from ant.jobs import queue as jobqueue
 
     label_selector = schema.mine_selector(user_label, selector)
     # Both lists are decoded item by item while they arrive, each item summarized and let

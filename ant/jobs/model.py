@@ -23,12 +23,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ant.jobs import schema
 from ant.jobs.ending import Policy, Record
 from ant.jobs.gang import engine_of
-from ant.jobs.template import PodTemplate, describe, images
+
+if TYPE_CHECKING:  # `ant show` only: not on the path of a list
+    from ant.jobs.template import PodTemplate
 
 DEGRADED_REASONS = frozenset(
     {
@@ -166,7 +168,7 @@ def summary(sts: Any, *, template: bool = False) -> Summary:
             "preemptions": _int(annotations.get(schema.PREEMPTIONS)),
             "uid": meta.uid,
             "resource_version": meta.resourceVersion,
-            "template": describe(sts.spec.template.spec) if template else None,
+            "template": _describe(sts.spec.template.spec) if template else None,
             "gang": engine.value if (engine := engine_of(sts)) else "",
             **metadata,
         },
@@ -348,7 +350,7 @@ def replica(pod: Any) -> Replica:
         message=message,
         degraded=degraded,
         terminating=meta.HasField("deletionTimestamp"),
-        images=images(spec),
+        images={c.name: c.image for c in spec.containers},
         exit_code=_exit_code(status),
     )
 
@@ -398,3 +400,9 @@ def _int(value: str | None, default: int = 0) -> int:
 
 def _ordinal(pod_name: str) -> int:
     return _int(pod_name.rpartition("-")[2], default=-1)
+
+
+def _describe(pod_spec: Any) -> PodTemplate:
+    from ant.jobs.template import describe
+
+    return describe(pod_spec)

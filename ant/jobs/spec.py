@@ -39,6 +39,7 @@ from typing import Any
 
 from ant.errors import UsageError, ValidationError
 from ant.jobs import data, schema
+from ant.jobs.durations import parse_duration
 from ant.kube.quantity import parse_quantity
 
 MAX_REPLICAS = 2**31 - 1  # a StatefulSet's replicas is an int32
@@ -122,11 +123,6 @@ _REFERENCE_KEYS = {
     "mounts": "mounts",
     "configMaps": "config_maps",
 }
-_DURATION = re.compile(r"(\d+)([smhdw])")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-# Ten years: longer would overflow timers (and the API server's int64 seconds) long
-# before it meant anything.
-MAX_DURATION = 3650 * 86400
 
 
 # Deeper than any pod template needs; deep enough documents exhaust Python's stack.
@@ -333,27 +329,6 @@ def parse_pairs(values: Iterable[str], flag: str) -> dict[str, str]:
             raise ValidationError(flag, f"{item!r} is not KEY=VALUE")
         pairs[key] = value
     return pairs
-
-
-def parse_duration(text: str, flag: str) -> int:
-    """``90s``, ``15m``, ``24h``, ``7d``, ``1h30m`` -> seconds, at most ``MAX_DURATION``."""
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValidationError(flag, f"{text!r} is not a duration", hint="e.g. 30s, 15m, 24h, 7d")
-    seconds = sum(int(n) * _SECONDS[u] for n, u in parts)
-    if seconds > MAX_DURATION:
-        raise ValidationError(flag, f"{text!r} is longer than 3650d", hint="e.g. 30s, 15m, 24h, 7d")
-    return seconds
-
-
-def format_duration(seconds: int) -> str:
-    """The inverse of ``parse_duration`` in the largest whole units: 604800 -> ``7d``."""
-    out = ""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            out += f"{seconds // size}{unit}"
-            seconds %= size
-    return out or "0s"
 
 
 def parse_after(text: str, flag: str = "after") -> tuple[str, ...]:

@@ -70,11 +70,6 @@ def describe(pod_spec: Any) -> PodTemplate:
     )
 
 
-def images(pod_spec: Any) -> dict[str, str]:
-    """Container name -> image, for the regular containers of a pod spec."""
-    return {c.name: c.image for c in pod_spec.containers}
-
-
 def _container(c: Any, *, init: bool) -> Container:
     return Container(
         name=c.name,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ant.errors import ExitCode, UsageError, ValidationError
+from ant.jobs import durations
 from ant.jobs import spec as jobspec
 from ant.jobs.spec import JobSpec
 
@@ -303,10 +304,10 @@ def test_bad_end_policies_name_their_flag(changes: dict[str, object], field: str
 
 def test_durations_round_trip() -> None:
     for text, seconds in (("7d", 604800), ("1h30m", 5400), ("45s", 45)):
-        assert jobspec.parse_duration(text, "--ttl") == seconds
-        assert jobspec.format_duration(seconds) == text
+        assert durations.parse_duration(text, "--ttl") == seconds
+        assert durations.format_duration(seconds) == text
     with pytest.raises(ValidationError):
-        jobspec.parse_duration("7 days", "--ttl")
+        durations.parse_duration("7 days", "--ttl")
     assert jobspec.parse_after("a, b") == ("a", "b")
     with pytest.raises(ValidationError):
         jobspec.parse_after("a,,b")

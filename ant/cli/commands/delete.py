@@ -34,8 +34,8 @@ def delete(
 ) -> None:
     from ant.errors import Aborted, UsageError
     from ant.jobs import lifecycle, ownership, schema
+    from ant.jobs.durations import parse_duration
     from ant.jobs.identity import whoami
-    from ant.jobs.spec import parse_duration
     from ant.kube import resources as r
 
     app: App = ctx.obj

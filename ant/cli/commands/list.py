@@ -58,8 +58,8 @@ def list_jobs(
     from ant.cli import views
     from ant.errors import UsageError
     from ant.jobs.documents import job_list
+    from ant.jobs.durations import parse_duration
     from ant.jobs.identity import user_label
-    from ant.jobs.spec import parse_duration
 
     app: App = ctx.obj
     if all_users and user:

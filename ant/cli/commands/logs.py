@@ -33,7 +33,7 @@ def logs(
 ) -> None:
     from ant.errors import UsageError, ValidationError
     from ant.jobs import lifecycle
-    from ant.jobs.spec import parse_duration
+    from ant.jobs.durations import parse_duration
 
     app: App = ctx.obj
     app, job = locate(app, job)

@@ -29,7 +29,7 @@ def restart(
 ) -> None:
     from ant.errors import Aborted
     from ant.jobs import lifecycle, ownership, slots
-    from ant.jobs.spec import parse_duration
+    from ant.jobs.durations import parse_duration
     from ant.kube import resources as r
 
     app: App = ctx.obj

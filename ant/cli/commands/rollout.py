@@ -156,7 +156,7 @@ def rollout_options(
 ) -> RolloutOptions:
     """Flags -> RolloutOptions (shared with ``ant update --rollout``)."""
     from ant.jobs import rollout as ro
-    from ant.jobs.spec import parse_duration
+    from ant.jobs.durations import parse_duration
 
     return ro.RolloutOptions(
         max_unavailable=ro.parse_budget(max_unavailable) if max_unavailable else None,

@@ -127,7 +127,7 @@ def submit(
 ) -> None:
     from ant.cli import clusters as across
     from ant.cli import placing
-    from ant.jobs import data, manifest
+    from ant.jobs import data, durations, manifest
     from ant.jobs import spec as jobspec
     from ant.jobs.documents import submitted_job
 
@@ -162,7 +162,7 @@ def submit(
         max_restarts=max_restarts,
         on_failure=on_failure,
         after=jobspec.parse_after(after, "--after") if after is not None else None,
-        ttl_seconds=jobspec.parse_duration(ttl, "--ttl") if ttl is not None else None,
+        ttl_seconds=durations.parse_duration(ttl, "--ttl") if ttl is not None else None,
     )
     if name and base.generate_name:
         job = job.with_overrides(generate_name="")

@@ -34,7 +34,7 @@ def wait(
     any_: Annotated[bool, typer.Option("--any", help="Return when one job gets there.")] = False,
 ) -> None:
     from ant.errors import UsageError, ValidationError
-    from ant.jobs.spec import parse_duration
+    from ant.jobs.durations import parse_duration
     from ant.jobs.waiting import Condition, Verdict
 
     app: App = ctx.obj
