@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -162,6 +163,18 @@ def spawn(admin: Admin, *argv: str, user: str = "alice") -> subprocess.Popen[str
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@contextmanager
+def running(admin: Admin, *argv: str, user: str = "alice") -> Iterator[subprocess.Popen[str]]:
+    """``spawn``, and whatever happens in the block, nothing left running after it."""
+    proc = spawn(admin, *argv, user=user)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
 
 
 def kill_at_points(

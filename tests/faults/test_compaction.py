@@ -17,7 +17,7 @@ import pytest
 
 from ant.kube import resources as r
 from ant.kube.client import connect
-from tests.faults.conftest import UNEXPECTED, Admin, ant, clean, spawn
+from tests.faults.conftest import UNEXPECTED, Admin, ant, clean, running
 from tests.faults.test_restart import compact_etcd, restart_apiserver
 from tests.helpers import wait_for
 from tests.integration import test_rollout as rollout
@@ -82,10 +82,13 @@ def test_apiserver_restart_and_compaction_during_a_rollout(
             watcher.target = view.update_revision(job)
         k = rng.randint(1, replicas - 1)
         print(f"restart and compact once {k} pods were replaced")
-        proc = spawn(admin, "rollout", job, "--max-unavailable", "1", "--yes", "--timeout", "3m")
-        wait_for(f"{k} pods replaced", lambda: len(watcher.removed) >= k or proc.poll() is not None)
-        restart_apiserver(devcluster)
-        out, err = proc.communicate(timeout=240)
+        argv = ("rollout", job, "--max-unavailable", "1", "--yes", "--timeout", "3m")
+        with running(admin, *argv) as proc:
+            wait_for(
+                f"{k} pods replaced", lambda: len(watcher.removed) >= k or proc.poll() is not None
+            )
+            restart_apiserver(devcluster)
+            out, err = proc.communicate(timeout=240)
         assert "Traceback" not in err, err
         assert UNEXPECTED not in err, err
         if proc.returncode != 0:  # it may stop cleanly (exit 6); a rerun then finishes

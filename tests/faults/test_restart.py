@@ -14,7 +14,7 @@ import pytest
 
 from ant.errors import ExitCode
 from tests.conftest import DevCluster
-from tests.faults.conftest import UNEXPECTED, Admin, ant, clean, spawn
+from tests.faults.conftest import UNEXPECTED, Admin, ant, clean, running
 from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("ant_priorities")]
@@ -57,13 +57,15 @@ def test_apiserver_restart_during_a_sweep(
 ) -> None:
     k = rng.randint(1, JOBS // 2)
     print(f"restart once {k} StatefulSets exist")
-    proc = spawn(admin, "submit", "--name", "x", "--count", str(JOBS), *IMAGE, "-o", "name")
-    wait_for(
-        f"{k} StatefulSets",
-        lambda: len(admin.view().statefulsets) >= k or proc.poll() is not None,
-    )
-    restart_apiserver(devcluster)
-    out, err = proc.communicate(timeout=120)
+    with running(
+        admin, "submit", "--name", "x", "--count", str(JOBS), *IMAGE, "-o", "name"
+    ) as proc:
+        wait_for(
+            f"{k} StatefulSets",
+            lambda: len(admin.view().statefulsets) >= k or proc.poll() is not None,
+        )
+        restart_apiserver(devcluster)
+        out, err = proc.communicate(timeout=120)
     view = admin.no_orphans()
     jobs = set(view.statefulsets)
     assert "Traceback" not in err, err
@@ -96,13 +98,13 @@ def test_apiserver_restart_during_delete_sweep(
     sweep = sweep_of(admin)
     k = rng.randint(1, JOBS // 2)
     print(f"restart once {k} jobs are being deleted")
-    proc = spawn(admin, "delete", "--sweep", sweep, "--yes")
-    wait_for(
-        f"{k} jobs being deleted",
-        lambda: JOBS - len(admin.view().live()) >= k or proc.poll() is not None,
-    )
-    restart_apiserver(devcluster)
-    out, err = proc.communicate(timeout=120)
+    with running(admin, "delete", "--sweep", sweep, "--yes") as proc:
+        wait_for(
+            f"{k} jobs being deleted",
+            lambda: JOBS - len(admin.view().live()) >= k or proc.poll() is not None,
+        )
+        restart_apiserver(devcluster)
+        out, err = proc.communicate(timeout=120)
     assert "Traceback" not in err, err
     assert UNEXPECTED not in err, err
     view = admin.no_orphans()

@@ -6,6 +6,7 @@ The fixtures and the independent pod watcher are test_rollout.py's.
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -96,20 +97,31 @@ def test_two_rollouts_of_one_job_one_holds_the_lease(
     watcher = watchers(job, 6, new)
 
     first = ant.spawn("rollout", job, "--yes")  # one pod at a time: seconds
-    lease = wait_for(
-        "the first rollout's lease",
-        lambda: json.loads(held) if (held := annotations(cluster, job).get(LEASE)) else None,
-    )
-    assert lease["pid"] == first.pid
-    second = ant("rollout", job, "--yes")
-    assert second.code == ExitCode.CONFLICT, str(second)
-    line = error_line(second.err)
-    assert f"job {job} is being rolled out by {lease['user']} on {lease['host']}" in line
-    assert f"(pid {first.pid}) until {lease['expiresAt']}" in line
+    try:
+        lease = wait_for(
+            "the first rollout's lease",
+            lambda: json.loads(held) if (held := annotations(cluster, job).get(LEASE)) else None,
+        )
+        assert lease["pid"] == first.pid
+        # Hold the first still, its lease valid for 90 s: the second finds it mid-way,
+        # however fast this machine replaces the pods.
+        first.send_signal(signal.SIGSTOP)
+        try:
+            second = ant("rollout", job, "--yes")
+        finally:
+            first.send_signal(signal.SIGCONT)
+        assert second.code == ExitCode.CONFLICT, str(second)
+        line = error_line(second.err)
+        assert f"job {job} is being rolled out by {lease['user']} on {lease['host']}" in line
+        assert f"(pid {first.pid}) until {lease['expiresAt']}" in line
 
-    out, err = first.communicate(timeout=120)
-    assert first.returncode == 0, err
-    assert "6/6 pods Ready" in out
+        out, err = first.communicate(timeout=120)
+        assert first.returncode == 0, err
+        assert "6/6 pods Ready" in out
+    finally:
+        if first.poll() is None:  # a failure above: nothing left running after the test
+            first.kill()
+        first.communicate()
     assert watcher.deletions() == Counter({(f"{job}-{i}", old): 1 for i in range(6)})
     assert LEASE not in annotations(cluster, job), "released when done"
 
