@@ -8,7 +8,10 @@ delete, what is gone).
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -118,4 +121,55 @@ def test_apiserver_restart_during_delete_sweep(
     left = view.live()
     rerun = clean(ant(admin, "delete", "--sweep", sweep, "--yes"), 0, ExitCode.NOT_FOUND)
     assert sorted(rerun.out.splitlines()) == sorted(f"job/{n} deleted" for n in left), rerun
+    admin.empty()
+
+
+def test_apiserver_restart_during_single_submits_then_deletes(
+    admin: Admin, devcluster: DevCluster, rng: random.Random
+) -> None:
+    """Ten `ant submit`s at once, the restart (and compaction) once a seeded number of
+    their jobs exist; then ten `ant delete`s the same way. Each command ends on its own:
+    done (exit 0) or one clear line (the API server was away: exit 6); what it did is
+    true, a rerun finishes the work, and nothing is left half made."""
+    names = [f"s{i}" for i in range(10)]
+
+    def all_at_once(argvs: list[list[str]], point: str, reached: Callable[[], bool]) -> list[Any]:
+        with contextlib.ExitStack() as stack:
+            procs = [stack.enter_context(running(admin, *argv)) for argv in argvs]
+            print(f"restart once {point}")
+            wait_for(point, lambda: reached() or all(p.poll() is not None for p in procs))
+            restart_apiserver(devcluster)
+            for proc in procs:
+                out, err = proc.communicate(timeout=120)
+                assert "Traceback" not in err, err
+                assert UNEXPECTED not in err, err
+                assert proc.returncode in (0, ExitCode.UNAVAILABLE), (proc.args, out, err)
+            return procs
+
+    k = rng.randint(1, 5)
+    submits = all_at_once(
+        [["submit", "--name", n, *IMAGE, "--", "sleep", "1h"] for n in names],
+        f"{k} of the jobs exist",
+        lambda: len(admin.view().statefulsets) >= k,
+    )
+    view = admin.no_orphans()
+    for name, proc in zip(names, submits, strict=True):
+        if proc.returncode == 0:
+            assert name in view.statefulsets, f"{name}: reported submitted, not there"
+        # A rerun completes it, or says it is there already (it was created before the
+        # answer was lost).
+        clean(ant(admin, "submit", "--name", name, *IMAGE, "--", "sleep", "1h"), 0, 5)
+    assert set(admin.no_orphans().statefulsets) == set(names)
+
+    k = rng.randint(1, 5)
+    deletes = all_at_once(
+        [["delete", n, "--yes"] for n in names],
+        f"{k} of the jobs are being deleted",
+        lambda: len(names) - len(admin.view().live()) >= k,
+    )
+    view = admin.no_orphans()
+    for name, proc in zip(names, deletes, strict=True):
+        if proc.returncode == 0:
+            assert name not in view.live(), f"{name}: reported deleted, still there"
+        clean(ant(admin, "delete", name, "--yes"), 0, ExitCode.NOT_FOUND)
     admin.empty()

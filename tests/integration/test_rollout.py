@@ -226,6 +226,7 @@ class PodWatcher:
         )
 
     def _run(self) -> None:
+        import urllib3
         from kubernetes import watch
         from kubernetes.client.exceptions import ApiException
 
@@ -245,6 +246,9 @@ class PodWatcher:
                     if e.status != 410:
                         raise
                     self._relist()  # an API server restart or an etcd compaction
+                    continue
+                except urllib3.exceptions.HTTPError:  # the API server went away: again
+                    self.stop.wait(0.2)
                     continue
                 self.resource_version = w.resource_version or self.resource_version
         except BaseException as e:  # reported by close()
