@@ -316,7 +316,7 @@ def submit(
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                _collect(future, sweep.jobs[futures[future]], created, failed, stop)
+                _collect(future, sweep, futures[future], created, failed, stop)
             if on_progress:
                 on_progress(len(created))
             if failed:
@@ -339,19 +339,22 @@ def submit(
 
 def _collect(
     future: Future[Any],
-    job: SweepJob,
+    sweep: Sweep,
+    position: int,
     created: dict[int, Any],
     failed: dict[str, BaseException],
     stop: threading.Event,
 ) -> None:
+    """The answer for ``sweep.jobs[position]``: created, by its position in the plan (a
+    sweep spread over clusters plans only some of the indexes in each), or failed."""
     if future.cancelled():
         return
     error = future.exception()
     if error is not None:
-        failed.setdefault(job.name, error)
+        failed.setdefault(sweep.jobs[position].name, error)
         stop.set()
     elif future.result() is not None:
-        created[job.index] = future.result()
+        created[position] = future.result()
 
 
 def _collect_all(
@@ -363,7 +366,7 @@ def _collect_all(
 ) -> None:
     for future, i in futures.items():
         if future.done() and i not in created and sweep.jobs[i].name not in failed:
-            _collect(future, sweep.jobs[i], created, failed, stop)
+            _collect(future, sweep, i, created, failed, stop)
 
 
 def _names(sweep: Sweep, created: Mapping[int, Any]) -> list[str]:

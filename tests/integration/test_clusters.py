@@ -332,41 +332,50 @@ def test_a_sweep_spreads_over_the_clusters_and_is_listed_and_deleted_across_them
     room_on_dev1 = free_tpus(clusters, "admin@dev-1") >= tpus
 
     order = "admin@dev-2,admin@dev-1"
-    argv = ["--clusters", order, "-n", "research", "submit", "--name", "spread",
+    spread = unique("spread")
+    argv = ["--clusters", order, "-n", "research", "submit", "--name", spread,
             "--image", "busybox", "--tpus", str(tpus), "--sweep", "x=a,b"]  # fmt: skip
-    made = clusters.ant(*argv, "-o", "json", "--", "sleep", "1h")
-    assert made.code == 0, made
-    document = made.json()
-    sweep_id = document["id"]
-    items = document["items"]
-    jobs.extend(i["name"] for i in items)
-    assert (items[0]["params"], items[0]["cluster"]) == ({"x": "a"}, "admin@dev-2")
-    if room_on_dev1:  # as good as always: dev-1's jobs are other tests' and short-lived
-        assert (items[1]["params"], items[1]["cluster"]) == ({"x": "b"}, "admin@dev-1")
-        assert "placing 1 job(s) in admin@dev-2: 1 fit now, 0 wait in its queue" in made.err
-        assert "placing 1 job(s) in admin@dev-1: 1 fit now, 0 wait in its queue" in made.err
-    else:
-        assert "placing 2 job(s) in admin@dev-2: 1 fit now, 1 wait in its queue" in made.err
-    for item in items:  # each where the placement put it, and recorded so
-        shown = clusters.ant(
-            "--context", item["cluster"], "-n", "research", "show", item["name"], "-o", "json"
-        )
-        assert shown.code == 0, shown
-        assert shown.json()["annotations"]["ant.dev/placement"].startswith(item["cluster"])
+    try:
+        made = clusters.ant(*argv, "-o", "json", "--", "sleep", "1h")
+        assert made.code == 0, made
+        document = made.json()
+        sweep_id = document["id"]
+        items = document["items"]
+        assert (items[0]["params"], items[0]["cluster"]) == ({"x": "a"}, "admin@dev-2")
+        if room_on_dev1:  # as good as always: dev-1's jobs are other tests' and short-lived
+            assert (items[1]["params"], items[1]["cluster"]) == ({"x": "b"}, "admin@dev-1")
+            assert "placing 1 job(s) in admin@dev-2: 1 fit now, 0 wait in its queue" in made.err
+            assert "placing 1 job(s) in admin@dev-1: 1 fit now, 0 wait in its queue" in made.err
+        else:
+            assert "placing 2 job(s) in admin@dev-2: 1 fit now, 1 wait in its queue" in made.err
+        for item in items:  # each where the placement put it, and recorded so
+            shown = clusters.ant(
+                "--context", item["cluster"], "-n", "research", "show", item["name"], "-o", "json"
+            )
+            assert shown.code == 0, shown
+            assert shown.json()["annotations"]["ant.dev/placement"].startswith(item["cluster"])
 
-    listed = clusters.ant("--clusters", order, "-n", "research", "list", "--sweep", sweep_id,
-                          "-o", "json")  # fmt: skip
-    assert listed.code == 0, listed
-    assert sorted((i["cluster"], i["name"]) for i in listed.json()["items"]) == sorted(
-        (i["cluster"], i["name"]) for i in items
-    )
-    deleted = clusters.ant(
-        "--clusters", order, "-n", "research", "delete", "--sweep", sweep_id, "--yes"
-    )
-    assert deleted.code == 0, deleted
-    assert sorted(deleted.out.splitlines()) == sorted(
-        f"job/{i['cluster']}/{i['name']} deleted" for i in items
-    )
-    after = clusters.ant("--clusters", order, "-n", "research", "list", "--sweep", sweep_id,
-                         "-o", "json")  # fmt: skip
-    assert [i for i in after.json()["items"] if i["status"] != "Terminating"] == []
+        listed = clusters.ant("--clusters", order, "-n", "research", "list", "--sweep", sweep_id,
+                              "-o", "json")  # fmt: skip
+        assert listed.code == 0, listed
+        assert sorted((i["cluster"], i["name"]) for i in listed.json()["items"]) == sorted(
+            (i["cluster"], i["name"]) for i in items
+        )
+        deleted = clusters.ant(
+            "--clusters", order, "-n", "research", "delete", "--sweep", sweep_id, "--yes"
+        )
+        assert deleted.code == 0, deleted
+        assert sorted(deleted.out.splitlines()) == sorted(
+            f"job/{i['cluster']}/{i['name']} deleted" for i in items
+        )
+        after = clusters.ant("--clusters", order, "-n", "research", "list", "--sweep", sweep_id,
+                             "-o", "json")  # fmt: skip
+        assert [i for i in after.json()["items"] if i["status"] != "Terminating"] == []
+    finally:  # whatever the sweep left, wherever (its names start with its --name)
+        for context in ("admin@dev-1", "admin@dev-2"):
+            listed = clusters.ant(
+                "--context", context, "-n", "research", "list", "--all-users", "-o", "name"
+            )
+            mine = [n for n in listed.out.split() if n.startswith(f"{spread}-")]
+            if mine:
+                clusters.ant("--context", context, "-n", "research", "delete", "--yes", *mine)
