@@ -618,11 +618,15 @@ def test_a_forced_410_relists_and_converges(devcluster: DevCluster, cache: Cache
         ok(devcluster, "delete", "-n", ns, "gone-a", "--yes")
         admin = connect(str(devcluster.kubeconfig), "admin")
         admin.patch(r.SERVICES, "gone-b", {"metadata": {"labels": {"touched": "yes"}}}, ns)
+        # Right after a restart the API server answers 403 until its authorizer has loaded
+        # RBAC: the controller-manager's watches back off (up to ~30 s each), and the
+        # garbage collector with them.
         wait_for(
             "the deleted job's pods to go",
             lambda: (
                 not [p for p in api.list(r.PODS, ns).items if p.metadata.name.startswith("gone-a-")]
             ),
+            150,
         )
         revision = int(admin.list(r.EVENTS, ns).resource_version)
         etcd = f"http://127.0.0.1:{devcluster.info['ports']['etcd']}"
