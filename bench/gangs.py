@@ -11,7 +11,10 @@ A watcher records every binding and every pod deletion (one pod watch); from the
 
 - partial-gang TPU-seconds: TPUs held by jobs that have some but not all replicas bound,
   integrated over time until the job is deleted (idle accelerators: the waste gangs
-  exist to remove; the teardown after a delete is not counted);
+  exist to remove; the teardown after a delete is not counted); of them, *stranded*: the
+  ones held in a partial state that did not end with the job whole (it lost pods or gave
+  up), as opposed to the milliseconds in which an admitted gang's pods are bound one by
+  one;
 - utilisation: TPU-seconds bound / (32 x the trace's span); useful: the same without the
   partial-gang TPU-seconds;
 - submit -> all replicas running, p50/p95, over the jobs that got there (and how many
@@ -210,20 +213,28 @@ def metrics(
         [(t0, +1, job) for job, t0, _ in intervals] + [(t1, -1, job) for job, _, t1 in intervals]
     )
     held: dict[str, int] = defaultdict(int)
-    partial_tpu_s = bound_tpu_s = 0.0
+    partial_tpu_s = bound_tpu_s = stranded_tpu_s = 0.0
+    # A partial episode (0 < bound < want) ends whole (the binding of a gang, pod after
+    # pod) or not (pods bound to a job that never had them all: stranded accelerators).
+    episode: dict[str, float] = defaultdict(float)
     last = start
     for when, delta, job in events:
         t = min(max(when, start), end)
         dt = t - last
         bound_tpu_s += dt * TPUS_PER_POD * sum(held.values())
-        partial = [
-            n
-            for name, n in held.items()
-            if 0 < n < replicas.get(name, 0) and t <= teardown.get(name, end)
-        ]
-        partial_tpu_s += dt * TPUS_PER_POD * sum(partial)
+        for name, n in held.items():
+            if 0 < n < replicas.get(name, 0) and t <= teardown.get(name, end):
+                partial_tpu_s += dt * TPUS_PER_POD * n
+                episode[name] += dt * TPUS_PER_POD * n
+        was = held[job]
         held[job] += delta
+        want = replicas.get(job, 0)
+        if 0 < was < want and not 0 < held[job] < want:  # the episode ends
+            if held[job] < want:
+                stranded_tpu_s += episode[job]
+            episode[job] = 0.0
         last = t
+    stranded_tpu_s += sum(episode.values())  # still partial at the end
     to_whole = [whole[i] - submitted[i] for i in whole]
     # How long a job took to bind from its first pod to its last (the first `replicas`
     # binds): with a gang, the moment of binding; without, the wait for the stragglers.
@@ -250,6 +261,8 @@ def metrics(
         "gave_up": len(jobs) - len(whole),
         "span_seconds": round(end - start, 1),
         "partial_gang_tpu_seconds": round(partial_tpu_s, 1),
+        # Of those, the ones that did not end with the job whole.
+        "stranded_tpu_seconds": round(stranded_tpu_s, 1),
         "utilisation": round(bound_tpu_s / (POOL_TPUS * (end - start)), 3),
         # Bound TPUs of jobs that have all their replicas: work that can progress.
         "useful_utilisation": round((bound_tpu_s - partial_tpu_s) / (POOL_TPUS * (end - start)), 3),
@@ -297,7 +310,7 @@ def main(argv: list[str]) -> int:
     rows = [
         [
             mode,
-            f"{r['partial_gang_tpu_seconds']:,.0f}",
+            f"{r['partial_gang_tpu_seconds']:,.0f} ({r['stranded_tpu_seconds']:,.0f})",
             f"{r['utilisation']:.0%} ({r['useful_utilisation']:.0%})",
             f"{r['whole']}/{r['jobs']}",
             f"{r['submit_to_running_p50']:.1f} / {r['submit_to_running_p95']:.1f}",
@@ -306,7 +319,7 @@ def main(argv: list[str]) -> int:
         ]
         for mode, r in results.items()
     ]
-    headers = ["mode", "partial-gang TPU·s", "utilisation (useful)", "ran whole",
+    headers = ["mode", "partial-gang TPU·s (stranded)", "utilisation (useful)", "ran whole",
                "submit→all running p50/p95 (s)", "freed→next gang p50/p95 (s, n)"]  # fmt: skip
     print(markdown_table(headers, rows))
     return 0
