@@ -16,6 +16,7 @@ BENCHMARKS = {
     "controller": "bench.controller",
     "clusters": "bench.clusters",
     "ownjobs": "bench.ownjobs",
+    "placement": "bench.placement",
 }
 
 
