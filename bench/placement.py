@@ -350,6 +350,13 @@ def metrics(
             for c, v in sorted(by_cluster.items())
         },
         "reasons": dict(reasons.most_common()),
+        # Jobs whose pods ran elsewhere than the cluster ant said it placed them in: 0.
+        "placed_elsewhere_than_said": sum(
+            1
+            for j in jobs
+            if submits[j.index].placed
+            and submits[j.index].placed != watch.cluster.get(names[j.index])
+        ),
     }
 
 
@@ -452,11 +459,12 @@ def report(result: dict[str, Any], modes: Sequence[str]) -> str:
                 f"{m['started']}/{m['jobs']}",
                 f"{t['p50']:.1f} s",
                 f"{t['p95']:.1f} s",
+                f"{t['spread']:.2f}",
                 f"{m['makespan_s']:.0f} s",
                 ", ".join(f"{c}: {n}" for c, n in m["placed"].items()),
                 f"{m['submit_wall_s']['p50']:.2f} / {m['submit_wall_s']['p95']:.2f} s",
             ]
         )
-    headers = ["mode", "started", "time to start p50", "p95", "makespan", "placed",
+    headers = ["mode", "started", "time to start p50", "p95", "p95/p50", "makespan", "placed",
                "submit process p50 / p95"]  # fmt: skip
     return markdown_table(headers, rows)
