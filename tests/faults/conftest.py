@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -125,6 +126,81 @@ class Admin:
 @pytest.fixture
 def admin(devcluster: DevCluster, namespace: str) -> Admin:
     return Admin(devcluster, namespace)
+
+
+# ---- an API server restart, and a cluster that works again after it ----------------------
+@pytest.fixture
+def restart(devcluster: DevCluster, namespace: str) -> Iterator[Callable[[], None]]:
+    """``restart()``: SIGKILL the API server, back after a second, then compact etcd at its
+    newest revision (every resourceVersion from before is gone for good: 410 for a watch or
+    a continue token that names one).
+
+    A restarted API server answers 403 until its authorizer has loaded RBAC, and the
+    controller-manager, the scheduler and kwok back off from those answers (up to ~30 s a
+    watch). After a test that restarted it, a probe StatefulSet must get a Running pod, so
+    the next test starts on a cluster that works."""
+    restarted: list[bool] = []
+
+    def restart_now() -> None:
+        proc = devcluster.run_script("restart-apiserver", "--down-seconds", "1", timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        compact_etcd(devcluster)
+        restarted.append(True)
+
+    yield restart_now
+    if restarted:
+        control_plane_works(devcluster, namespace)
+
+
+def compact_etcd(devcluster: DevCluster) -> int:
+    """Compact etcd at its current revision (its own v3 JSON gateway); the revision."""
+    import requests
+
+    etcd = f"http://127.0.0.1:{devcluster.info['ports']['etcd']}"
+    # A range read of one key answers with the store's current revision in its header.
+    now = requests.post(f"{etcd}/v3/kv/range", json={"key": "Lw=="}, timeout=10)
+    assert now.status_code == 200, now.text
+    revision = int(now.json()["header"]["revision"])
+    done = requests.post(f"{etcd}/v3/kv/compaction", json={"revision": revision}, timeout=10)
+    assert done.status_code == 200, done.text
+    return revision
+
+
+def control_plane_works(devcluster: DevCluster, namespace: str, timeout: float = 180) -> None:
+    """Until a new StatefulSet gets a Running pod: the controller-manager, the scheduler
+    and kwok all act again."""
+    from kubernetes import client
+
+    name = f"probe-{uuid.uuid4().hex[:6]}"
+    labels = {"probe": name}
+    statefulset = {
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "serviceName": name,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "main", "image": "busybox:1.36"}]},
+            },
+        },
+    }
+    with devcluster.api_client("admin") as api:
+        apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+        apps.create_namespaced_stateful_set(namespace, statefulset)
+        try:
+
+            def probe_running() -> bool:
+                pods = core.list_namespaced_pod(namespace, label_selector=f"probe={name}")
+                return any(p.status.phase == "Running" for p in pods.items)
+
+            wait_for(
+                "the control plane to work again after the restart (a probe's pod Running)",
+                probe_running,
+                timeout,
+            )
+        finally:
+            apps.delete_namespaced_stateful_set(name, namespace)
 
 
 # ---- ant as a process, killed at a point -------------------------------------------------

@@ -11,6 +11,7 @@ had happened.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,6 @@ import pytest
 from ant.kube import resources as r
 from ant.kube.client import connect
 from tests.faults.conftest import UNEXPECTED, Admin, ant, clean, running
-from tests.faults.test_restart import restart_apiserver
 from tests.helpers import wait_for
 from tests.integration import test_rollout as rollout
 
@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("ant_priorities")]
 
 
 def test_a_paged_list_whose_token_was_compacted_starts_over(
-    devcluster: DevCluster, namespace: str
+    devcluster: DevCluster, namespace: str, restart: Callable[[], None]
 ) -> None:
     """Page 1 is read; then a write, an API server restart and a compaction past it:
     page 2's token names a snapshot nothing holds any more (a running API server would
@@ -53,7 +53,7 @@ def test_a_paged_list_whose_token_was_compacted_starts_over(
             response = request(method, path, **kw)
             if len(sent) == 1:  # page 1 is in: move past it
                 core.create_namespaced_config_map(namespace, {"metadata": {"name": "cm-late"}})
-                restart_apiserver(devcluster)  # and compact etcd
+                restart()  # and compact etcd
             return response
 
         kube.transport.request = compacting_after_page_one  # type: ignore[method-assign]
@@ -69,7 +69,11 @@ def test_a_paged_list_whose_token_was_compacted_starts_over(
 
 
 def test_apiserver_restart_and_compaction_during_a_rollout(
-    admin: Admin, rng: random.Random, devcluster: DevCluster, namespace: str
+    admin: Admin,
+    rng: random.Random,
+    devcluster: DevCluster,
+    namespace: str,
+    restart: Callable[[], None],
 ) -> None:
     """A rollout (budget 1) waiting on its pods' watch when the API server restarts and
     etcd is compacted: its watch gets 410, it relists and finishes; the budget held and no
@@ -90,7 +94,7 @@ def test_apiserver_restart_and_compaction_during_a_rollout(
             wait_for(
                 f"{k} pods replaced", lambda: len(watcher.removed) >= k or proc.poll() is not None
             )
-            restart_apiserver(devcluster)
+            restart()
             out, err = proc.communicate(timeout=240)
         assert "Traceback" not in err, err
         assert UNEXPECTED not in err, err

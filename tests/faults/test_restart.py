@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from ant.errors import ExitCode
-from tests.conftest import DevCluster
 from tests.faults.conftest import UNEXPECTED, Admin, ant, clean, running
 from tests.helpers import wait_for
 
@@ -26,29 +25,6 @@ JOBS = 30
 IMAGE = ["--image", "busybox:1.36"]
 
 
-def restart_apiserver(devcluster: DevCluster) -> None:
-    """SIGKILL the API server, back after a second, then compact etcd at its newest
-    revision: every resourceVersion from before is gone for good (410 on a watch or a
-    continue token that names one)."""
-    proc = devcluster.run_script("restart-apiserver", "--down-seconds", "1", timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    compact_etcd(devcluster)
-
-
-def compact_etcd(devcluster: DevCluster) -> int:
-    """Compact etcd at its current revision (its own v3 JSON gateway); the revision."""
-    import requests
-
-    etcd = f"http://127.0.0.1:{devcluster.info['ports']['etcd']}"
-    # A range read of one key answers with the store's current revision in its header.
-    now = requests.post(f"{etcd}/v3/kv/range", json={"key": "Lw=="}, timeout=10)
-    assert now.status_code == 200, now.text
-    revision = int(now.json()["header"]["revision"])
-    done = requests.post(f"{etcd}/v3/kv/compaction", json={"revision": revision}, timeout=10)
-    assert done.status_code == 200, done.text
-    return revision
-
-
 def sweep_of(admin: Admin) -> str:
     view = admin.view()
     (sweep,) = {s.metadata.labels["ant.dev/sweep"] for s in view.statefulsets.values()}
@@ -56,7 +32,7 @@ def sweep_of(admin: Admin) -> str:
 
 
 def test_apiserver_restart_during_a_sweep(
-    admin: Admin, devcluster: DevCluster, rng: random.Random
+    admin: Admin, rng: random.Random, restart: Callable[[], None]
 ) -> None:
     k = rng.randint(1, JOBS // 2)
     print(f"restart once {k} StatefulSets exist")
@@ -67,7 +43,7 @@ def test_apiserver_restart_during_a_sweep(
             f"{k} StatefulSets",
             lambda: len(admin.view().statefulsets) >= k or proc.poll() is not None,
         )
-        restart_apiserver(devcluster)
+        restart()
         out, err = proc.communicate(timeout=120)
     view = admin.no_orphans()
     jobs = set(view.statefulsets)
@@ -95,7 +71,7 @@ def test_apiserver_restart_during_a_sweep(
 
 
 def test_apiserver_restart_during_delete_sweep(
-    admin: Admin, devcluster: DevCluster, rng: random.Random
+    admin: Admin, rng: random.Random, restart: Callable[[], None]
 ) -> None:
     clean(ant(admin, "submit", "--name", "y", "--count", str(JOBS), *IMAGE), 0)
     sweep = sweep_of(admin)
@@ -106,7 +82,7 @@ def test_apiserver_restart_during_delete_sweep(
             f"{k} jobs being deleted",
             lambda: JOBS - len(admin.view().live()) >= k or proc.poll() is not None,
         )
-        restart_apiserver(devcluster)
+        restart()
         out, err = proc.communicate(timeout=120)
     assert "Traceback" not in err, err
     assert UNEXPECTED not in err, err
@@ -125,7 +101,7 @@ def test_apiserver_restart_during_delete_sweep(
 
 
 def test_apiserver_restart_during_single_submits_then_deletes(
-    admin: Admin, devcluster: DevCluster, rng: random.Random
+    admin: Admin, rng: random.Random, restart: Callable[[], None]
 ) -> None:
     """Ten `ant submit`s at once, the restart (and compaction) once a seeded number of
     their jobs exist; then ten `ant delete`s the same way. Each command ends on its own:
@@ -138,7 +114,7 @@ def test_apiserver_restart_during_single_submits_then_deletes(
             procs = [stack.enter_context(running(admin, *argv)) for argv in argvs]
             print(f"restart once {point}")
             wait_for(point, lambda: reached() or all(p.poll() is not None for p in procs))
-            restart_apiserver(devcluster)
+            restart()
             for proc in procs:
                 out, err = proc.communicate(timeout=120)
                 assert "Traceback" not in err, err
