@@ -253,6 +253,17 @@ def drained(namespace: str, contexts: Sequence[str], clients: dict[str, Any]) ->
         deadline.sleep(2.0, f"{len(live)} trace pods still live")
 
 
+def remove_stranded(namespace: str, clients: dict[str, Any], stranded: Sequence[str]) -> None:
+    """Delete the jobs that never started (``CLUSTER/NAME (...)``), so the next mode has
+    the capacity the fillers leave."""
+    from ant.jobs.lifecycle import delete_job
+
+    for entry in stranded:
+        cluster, name = entry.split(" ", 1)[0].rsplit("/", 1)
+        if cluster in clients:
+            delete_job(clients[cluster], namespace, name)
+
+
 # ---- one mode ----------------------------------------------------------------------------
 
 
@@ -285,6 +296,7 @@ def replay(
     watch: PodWatch,
     specs: Path,
     timeout: float,
+    stall: float,
 ) -> dict[str, Any]:
     names = {j.index: f"{mode[0]}{j.index}" for j in jobs}
     start = time.monotonic()
@@ -300,10 +312,27 @@ def replay(
         submits = {i: f.result() for i, f in futures.items()}
     ok = [j for j in jobs if submits[j.index].code == 0]
     deadline = Deadline(timeout, f"{mode}: every job to finish")
-    while not all(watch.done(names[j.index], j.replicas) for j in ok):
-        left = sum(1 for j in ok if not watch.done(names[j.index], j.replicas))
-        deadline.sleep(1.0, f"{left} jobs not finished")
-    return metrics(jobs, names, submits, watch, start)
+    last_change, seen = time.monotonic(), (-1, -1)
+    while True:
+        finished = sum(1 for j in ok if watch.done(names[j.index], j.replicas))
+        started = sum(1 for j in ok if watch.started(names[j.index], j.replicas))
+        if finished == len(ok):
+            break
+        if (started, finished) != seen:
+            last_change, seen = time.monotonic(), (started, finished)
+        if time.monotonic() - last_change > stall:
+            # Jobs that can never start where they were placed (a gang larger than what
+            # will ever be free there): stranded, counted as never started.
+            log(f"{mode}: no job moved for {stall:.0f}s: {len(ok) - started} stranded")
+            break
+        deadline.sleep(1.0, f"{len(ok) - finished} jobs not finished")
+    result = metrics(jobs, names, submits, watch, start)
+    stranded = [j for j in ok if not watch.done(names[j.index], j.replicas)]
+    result["stranded"] = [
+        f"{watch.cluster.get(names[j.index], '?')}/{names[j.index]} ({j.replicas} x 4 TPUs)"
+        for j in stranded
+    ]
+    return result
 
 
 def metrics(
@@ -382,6 +411,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--modes", default=",".join(MODES), help="across,one")
     parser.add_argument("--timeout", type=float, default=900, help="per mode, seconds (900)")
+    parser.add_argument(
+        "--stall", type=float, default=60, help="give up on jobs when none moves this long (60 s)"
+    )
     parser.add_argument("--keep", action="store_true", help="leave the namespaces behind")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     return parser.parse_args(argv)
@@ -430,10 +462,19 @@ def main(argv: list[str]) -> int:
                 )
                 log(f"{mode}: {len(jobs)} jobs over {args.duration:.0f}s ({' '.join(where)})")
                 result[mode] = replay(
-                    mode, jobs, args.kubeconfig, namespace, where, watch, Path(tmp), args.timeout
+                    mode,
+                    jobs,
+                    args.kubeconfig,
+                    namespace,
+                    where,
+                    watch,
+                    Path(tmp),
+                    args.timeout,
+                    args.stall,
                 )
                 result[mode]["where"] = " ".join(where)
                 log(f"{mode}: {result[mode]}")
+                remove_stranded(namespace, clients, result[mode]["stranded"])
                 drained(namespace, contexts, clients)
         result["load_average_after"] = os.getloadavg()
     finally:
