@@ -364,6 +364,7 @@ def metrics(
         "submit_failed": sum(1 for s in submits.values() if s.code != 0),
         "started": len(to_start),
         "time_to_start_s": summarize(list(to_start.values())).as_dict(),
+        "time_to_start_samples_s": sorted(round(v, 2) for v in to_start.values()),
         "makespan_s": round(max(ends, default=first) - first, 1),
         "submit_wall_s": summarize([s.wall for s in submits.values()]).as_dict(),
         "spawn_lag_p95_s": round(percentile(lag, 0.95), 2),
