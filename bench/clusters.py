@@ -3,7 +3,7 @@ the partial answer when one cluster's API server is down (docs/benchmarks.md).
 
 Each cluster is seeded with ``--jobs`` bench jobs (``bench.seed``, reused between runs).
 Timed: the whole ``ant`` process, ``-A --all-users -l <this run>`` (the table), p50 over
-``--runs`` after one warm-up; first on one cluster, then across all. Then, with
+``--runs`` after one warm-up; on one cluster and across all, interleaved. Then, with
 ``--down-state STATE``, that cluster's API server is killed (``cluster.py
 restart-apiserver --down-seconds``) and the lists across all run while it is down: each
 must exit 10 (PARTIAL) within the per-cluster timeout.
@@ -42,14 +42,25 @@ def timed_list(env: dict[str, str], *global_options: str) -> tuple[float, int, i
     return elapsed, proc.returncode, len(proc.stdout)
 
 
-def measure(env: dict[str, str], runs: int, *global_options: str) -> dict[str, Any]:
-    timed_list(env, *global_options)  # warm-up: identity cache, page cache
-    samples = [timed_list(env, *global_options) for _ in range(runs)]
-    codes = sorted({code for _, code, _ in samples})
+def measure(
+    env: dict[str, str], runs: int, variants: dict[str, tuple[str, ...]]
+) -> dict[str, dict[str, Any]]:
+    """Each variant's lists (its global options), interleaved: one run of every variant
+    per round, the order turned each round, so all meet the same background load."""
+    for options in variants.values():
+        timed_list(env, *options)  # warm-up: identity cache, page cache
+    samples: dict[str, list[tuple[float, int, int]]] = {name: [] for name in variants}
+    names = list(variants)
+    for round_ in range(runs):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            samples[name].append(timed_list(env, *variants[name]))
     return {
-        "seconds": summarize([s for s, _, _ in samples]).as_dict(),
-        "exit_codes": codes,
-        "bytes": samples[-1][2],
+        name: {
+            "seconds": summarize([s for s, _, _ in taken]).as_dict(),
+            "exit_codes": sorted({code for _, code, _ in taken}),
+            "bytes": taken[-1][2],
+        }
+        for name, taken in samples.items()
     }
 
 
@@ -83,9 +94,11 @@ def main(argv: list[str]) -> int:
     env = {**os.environ, "KUBECONFIG": str(args.kubeconfig), "NO_COLOR": "1"}
     env["ANT_CLUSTER_TIMEOUT"] = CLUSTER_TIMEOUT
     env.pop("ANT_CACHE_URL", None)
-    one = measure(env, args.runs, "--context", contexts[0])
-    env["ANT_CLUSTERS"] = ",".join(contexts)
-    across = measure(env, args.runs, "--all-clusters")
+    env["ANT_CLUSTERS"] = ",".join(contexts)  # --context still means that one cluster
+    measured = measure(
+        env, args.runs, {"one": ("--context", contexts[0]), "across": ("--all-clusters",)}
+    )
+    one, across = measured["one"], measured["across"]
     results: dict[str, Any] = {"jobs_per_cluster": args.jobs, "clusters": args.count}
     results |= {"seeding": seeded, "one": one, "across": across}
 
