@@ -1117,8 +1117,28 @@ def resolve_bin_dir() -> Path:
     return bin_dir
 
 
+def ephemeral_ports() -> range:
+    """The ports the kernel hands out to outgoing connections (Linux; else none known)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    except (OSError, ValueError):
+        return range(0)
+    return range(int(low), int(high) + 1)
+
+
 def check_ports(ports: dict[str, int]) -> None:
+    ephemeral = ephemeral_ports()
     for name, port in ports.items():
+        # Any outgoing connection may take such a port first: the cluster would fail to
+        # start now and then, at random (seen with a base of 36443).
+        if port in ephemeral:
+            raise StartError(
+                name,
+                f"127.0.0.1:{port} ({name}) is in the kernel's range for outgoing connections "
+                f"({ephemeral.start}-{ephemeral.stop - 1}), which may take it first; pick a "
+                f"lower ANT_DEVCLUSTER_PORT_BASE (the default is {DEFAULT_PORT_BASE}) or "
+                f"{port_env_var(name)}",
+            )
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:

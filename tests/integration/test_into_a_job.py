@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("ant_priorities")]
 
 def free_port_base(span: int = 16) -> int:
     """A block of loopback ports below the ephemeral range that nothing listens on."""
-    for base in range(30443, 34000, 200):
+    for base in range(28443, 32768 - span, 200):
         try:
             for port in range(base, base + span):
                 with socket.socket() as sock:
