@@ -693,8 +693,15 @@ def test_pending_partial_running_on_the_tpu_pool(
     )  # fmt: skip
 
     def unscheduled_have_reasons(job: dict[str, Any]) -> bool:
-        # The scheduler writes PodScheduled=False a moment after the pod exists.
-        return all(p["reason"] for p in job["pods"] if not p["node"])
+        # All four pods exist (the StatefulSet controller creates them one call at a time)
+        # and the scheduler has written PodScheduled=False, a moment later, on the two
+        # that found no room.
+        unscheduled = [p for p in job["pods"] if not p["node"]]
+        return (
+            len(job["pods"]) == 4
+            and len(unscheduled) == 2
+            and all(p["reason"] for p in unscheduled)
+        )
 
     job = wait_job(
         ant,
@@ -703,7 +710,7 @@ def test_pending_partial_running_on_the_tpu_pool(
         "Partial",
         ready=2,
         until=unscheduled_have_reasons,
-        what=" with the scheduler's reason on every unscheduled replica",
+        what=" with its four pods, and the scheduler's reason on both unscheduled ones",
     )
     assert (job["replicas"], job["pending"]) == (4, 2)
     unscheduled = [p for p in job["pods"] if not p["node"]]
