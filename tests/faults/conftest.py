@@ -144,26 +144,12 @@ def restart(devcluster: DevCluster, namespace: str) -> Iterator[Callable[[], Non
     def restart_now() -> None:
         proc = devcluster.run_script("restart-apiserver", "--down-seconds", "1", timeout=120)
         assert proc.returncode == 0, proc.stderr
-        compact_etcd(devcluster)
+        devcluster.compact_etcd()
         restarted.append(True)
 
     yield restart_now
     if restarted:
         control_plane_works(devcluster, namespace)
-
-
-def compact_etcd(devcluster: DevCluster) -> int:
-    """Compact etcd at its current revision (its own v3 JSON gateway); the revision."""
-    import requests
-
-    etcd = f"http://127.0.0.1:{devcluster.info['ports']['etcd']}"
-    # A range read of one key answers with the store's current revision in its header.
-    now = requests.post(f"{etcd}/v3/kv/range", json={"key": "Lw=="}, timeout=10)
-    assert now.status_code == 200, now.text
-    revision = int(now.json()["header"]["revision"])
-    done = requests.post(f"{etcd}/v3/kv/compaction", json={"revision": revision}, timeout=10)
-    assert done.status_code == 200, done.text
-    return revision
 
 
 def control_plane_works(devcluster: DevCluster, namespace: str, timeout: float = 180) -> None:

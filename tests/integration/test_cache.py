@@ -628,10 +628,7 @@ def test_a_forced_410_relists_and_converges(devcluster: DevCluster, cache: Cache
             ),
             150,
         )
-        revision = int(admin.list(r.EVENTS, ns).resource_version)
-        etcd = f"http://127.0.0.1:{devcluster.info['ports']['etcd']}"
-        resp = requests.post(f"{etcd}/v3/kv/compaction", json={"revision": revision}, timeout=10)
-        assert resp.status_code == 200, resp.text
+        devcluster.compact_etcd()
     finally:
         cache.proc.send_signal(signal.SIGCONT)
     truth = converged(through, api, ns, timeout=120)
