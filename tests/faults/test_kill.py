@@ -13,13 +13,23 @@ from its start or a condition on what exists (e.g. "3 of its objects exist").
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from ant.errors import ExitCode
-from tests.faults.conftest import Admin, Victim, View, ant, clean, describe, kill_at_points
+from tests.faults.conftest import (
+    Admin,
+    Trigger,
+    Victim,
+    View,
+    ant,
+    clean,
+    describe,
+    kill_at_points,
+)
 from tests.integration import test_rollout as rollout
 
 if TYPE_CHECKING:
@@ -35,22 +45,32 @@ def of(prefix: str, view: View) -> set[str]:
     return {n for n in view.names() if n.startswith(prefix)}
 
 
-def delay(rng: random.Random) -> tuple[str, float]:
-    seconds = rng.uniform(0.0, 8.0)  # start-up included: some land before the first request
-    return f"{seconds:.2f}s after start", seconds
+def victim(
+    rng: random.Random,
+    argv: list[str],
+    chance: float,
+    at_condition: Callable[[], tuple[str, Trigger]],
+) -> Victim:
+    """``argv`` killed, with probability ``chance``, once a condition holds
+    (``at_condition()``: what it is, and the trigger), else at a seeded delay from its
+    start (start-up included: some land before the first request)."""
+    if rng.random() < chance:
+        point, when = at_condition()
+        return Victim(argv, point, when=when)
+    seconds = rng.uniform(0.0, 8.0)
+    return Victim(argv, f"{seconds:.2f}s after start", after=seconds)
 
 
 def test_kill_9_during_submit(admin: Admin, rng: random.Random) -> None:
     victims = []
     for i in range(POINTS):
         name, argv = f"s{i}", ["submit", "--name", f"s{i}", "--replicas", "2", *IMAGE]
-        if rng.random() < 0.5:
-            # Between the StatefulSet and its Service, where orphans were made.
-            when = lambda view, name=name: name in view.statefulsets  # noqa: E731
-            victims.append(Victim(argv, f"once StatefulSet {name} exists", when=when))
-        else:
-            point, after = delay(rng)
-            victims.append(Victim(argv, point, after=after))
+
+        # Between the StatefulSet and its Service, where orphans were made.
+        def exists(name: str = name) -> tuple[str, Trigger]:
+            return f"once StatefulSet {name} exists", lambda view: name in view.statefulsets
+
+        victims.append(victim(rng, argv, 0.5, exists))
     kill_at_points(admin, victims)
     view = admin.no_orphans()
     for v in victims:
@@ -85,13 +105,12 @@ def test_kill_9_during_submit_count(admin: Admin, rng: random.Random) -> None:
     for i in range(POINTS):
         prefix, argv = f"c{i}-", ["submit", "--name", f"c{i}", "--count", str(count), *IMAGE]
         argv += ["-o", "name"]
-        if rng.random() < 0.6:
+
+        def made(prefix: str = prefix) -> tuple[str, Trigger]:
             k = rng.randint(1, 2 * count)  # objects: a StatefulSet and a Service per job
-            when = lambda view, prefix=prefix, k=k: len(of(prefix, view)) >= k  # noqa: E731
-            victims.append(Victim(argv, f"once {k} objects of {prefix}* exist", when=when))
-        else:
-            point, after = delay(rng)
-            victims.append(Victim(argv, point, after=after))
+            return f"once {k} objects of {prefix}* exist", lambda v: len(of(prefix, v)) >= k
+
+        victims.append(victim(rng, argv, 0.6, made))
     kill_at_points(admin, victims)
     view = admin.no_orphans()
 
@@ -119,12 +138,11 @@ def test_kill_9_during_delete(admin: Admin, rng: random.Random) -> None:
     victims = []
     for name in names:
         argv = ["delete", name, "--yes"]
-        if rng.random() < 0.5:
-            when = lambda view, name=name: name not in view.live()  # noqa: E731
-            victims.append(Victim(argv, f"once {name} is being deleted", when=when))
-        else:
-            point, after = delay(rng)
-            victims.append(Victim(argv, point, after=after))
+
+        def going(name: str = name) -> tuple[str, Trigger]:
+            return f"once {name} is being deleted", lambda view: name not in view.live()
+
+        victims.append(victim(rng, argv, 0.5, going))
     kill_at_points(admin, victims)
     view = admin.no_orphans()
     for v in victims:
@@ -149,13 +167,15 @@ def test_kill_9_during_delete_sweep(admin: Admin, rng: random.Random) -> None:
     victims = []
     for sweep, prefix in sweeps.items():
         argv = ["delete", "--sweep", sweep, "--yes"]
-        if rng.random() < 0.6:
+
+        def sweep_going(sweep: str = sweep, p: str = prefix) -> tuple[str, Trigger]:
             k = rng.randint(1, count)
-            when = lambda view, p=prefix, k=k: len(of(p, view) & view.live()) <= count - k  # noqa: E731
-            victims.append(Victim(argv, f"once {k} jobs of sweep {sweep} are going", when=when))
-        else:
-            point, after = delay(rng)
-            victims.append(Victim(argv, point, after=after))
+            return (
+                f"once {k} jobs of sweep {sweep} are going",
+                lambda view: len(of(p, view) & view.live()) <= count - k,
+            )
+
+        victims.append(victim(rng, argv, 0.6, sweep_going))
     kill_at_points(admin, victims)
     view = admin.no_orphans()
     for v in victims:
@@ -195,14 +215,12 @@ def test_kill_9_during_rollout(
                 watcher = watchers[job]
                 with watcher.lock:
                     watcher.target = view.update_revision(job)
-                if rng.random() < 0.8:
-                    k = len(watcher.removed) + rng.randint(0, 2)
-                    when = lambda _, w=watcher, k=k: len(w.removed) > k  # noqa: E731
-                    point = f"once {k + 1} pods of {job} went"
-                    victims.append(Victim([*argv, job], point, when=when))
-                else:
-                    point, after = delay(rng)
-                    victims.append(Victim([*argv, job], point, after=after))
+
+                def went(w: rollout.PodWatcher = watcher, job: str = job) -> tuple[str, Trigger]:
+                    k = len(w.removed) + rng.randint(0, 2)
+                    return f"once {k + 1} pods of {job} went", lambda _: len(w.removed) > k
+
+                victims.append(victim(rng, [*argv, job], 0.8, went))
             kill_at_points(admin, victims)
             for v in victims:
                 killed += v.killed
