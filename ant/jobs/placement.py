@@ -1,20 +1,22 @@
 """Which of several clusters a new job goes to (``ant submit --clusters``; docs/clusters.md).
 
-From each cluster's queue (``ant.jobs.queue``, the view ``ant queue`` shows), in order:
+From each cluster's queue (``ant.jobs.queue``, the view ``ant queue`` shows). Its waiting
+jobs are first given what is free, in queue order, each that fits taking its room: their
+pods are already there and get bound before a new job's (a job placed a moment ago whose
+pods are not bound yet is one of them). Then, in order:
 
-1. the first listed cluster where the whole gang fits now: for every accelerator the job
-   asks for, what is free in the cluster (Ready nodes, node by node) covers replicas x
-   the per-pod request;
-2. else the cluster where it would start soonest by queue position: the fewest waiting
-   jobs of its priority or higher (the scheduler takes them first); ties go to the first
-   listed;
-3. else (no cluster answered) the first listed.
+1. the first listed cluster where the whole gang fits in what is left, for every
+   accelerator the job asks for (replicas x the per-pod request);
+2. else, of the clusters whose Ready nodes offer enough at all, the one where the least
+   must free up before it starts: what it lacks now plus what the waiting jobs of its
+   priority or higher still want (the scheduler serves those first); ties go to the
+   fewest such jobs, then to the first listed;
+3. else (no cluster answered, or none is big enough) the first listed.
 
 The choice and why are recorded on the job (``ant.dev/placement``, docs/metadata.md).
 
 A sweep spreads (``spread``): its jobs are placed one after another, each by the same
-rule, against what the ones before it took: a job placed where it fits takes that room,
-one placed by queue position joins that queue.
+rule, each joining the queue of the cluster it went to, so the next one sees it.
 """
 
 from __future__ import annotations
@@ -36,24 +38,99 @@ class Placement:
     fits: bool = False  # the whole gang fits there now
 
 
+@dataclass(frozen=True)
+class Waiter:
+    """A waiting job as placement sees it: its priority, and what its pods that are not
+    bound yet ask for, per resource."""
+
+    priority_value: int
+    wants: Mapping[str, Fraction]
+
+
 @dataclass
 class Room:
     """What placement knows of one cluster: what is free of each resource (None:
-    unknown), and the priority values of the jobs waiting there."""
+    unknown), what its Ready nodes offer in all, and its waiting jobs in queue order."""
 
     free: dict[str, Fraction | None]
-    waiting: list[int] = field(default_factory=list)
+    allocatable: dict[str, Fraction] = field(default_factory=dict)
+    waiting: list[Waiter] = field(default_factory=list)
 
     @classmethod
     def of(cls, queue: Queue) -> Room:
         return cls(
-            {c.resource: c.free for c in queue.capacity}, [w.priority_value for w in queue.items]
+            {c.resource: c.free for c in queue.capacity},
+            {c.resource: c.allocatable for c in queue.capacity},
+            [
+                Waiter(w.priority_value, {res: w.pending_requests(res) for res in w.requests})
+                for w in queue.items
+            ],
         )
+
+    def join(self, waiter: Waiter) -> None:
+        """A job placed here joins the queue behind those of its priority or higher."""
+        at = next(
+            (i for i, w in enumerate(self.waiting) if w.priority_value < waiter.priority_value),
+            len(self.waiting),
+        )
+        self.waiting.insert(at, waiter)
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """One cluster for one job: ``left`` is free after the waiting jobs that fit took
+    their room (None: unknown), ``ahead`` what waiting jobs of its priority or higher
+    still want, ``ahead_jobs`` how many they are."""
+
+    free: Mapping[str, Fraction | None]
+    left: Mapping[str, Fraction | None]
+    ahead: Mapping[str, Fraction]
+    ahead_jobs: int
+    big_enough: bool  # its Ready nodes offer enough in all
+
+    def fits(self, wanted: Mapping[str, Fraction]) -> bool | None:
+        """Whether the whole gang fits now; None: free capacity unknown."""
+        if any(self.left.get(res, Fraction(0)) is None for res in accelerators(wanted)):
+            return None
+        return all(wanted[res] <= (self.left.get(res) or 0) for res in accelerators(wanted))
+
+    def must_free(self, wanted: Mapping[str, Fraction]) -> dict[str, Fraction]:
+        """Per resource, what must free up before the gang starts here."""
+        return {
+            res: max(Fraction(0), wanted[res] + self.ahead.get(res, Fraction(0)) - left)
+            for res in accelerators(wanted)
+            if (left := self.left.get(res, Fraction(0))) is not None
+        }
 
 
 def demand(replicas: int, resources: Mapping[str, str]) -> dict[str, Fraction]:
     """What the whole gang asks for, per resource (a job spec's ``resources`` per pod)."""
     return {name: parse_quantity(q) * replicas for name, q in resources.items()}
+
+
+def outlook(room: Room, wanted: Mapping[str, Fraction], priority_value: int) -> Outlook:
+    """What a job that wants ``wanted`` at ``priority_value`` would meet in ``room``."""
+    resources = accelerators(wanted)
+    left: dict[str, Fraction | None] = {res: room.free.get(res, Fraction(0)) for res in resources}
+    ahead = dict.fromkeys(resources, Fraction(0))
+    ahead_jobs = 0
+    for waiter in room.waiting:
+        wants = {res: waiter.wants.get(res, Fraction(0)) for res in resources}
+        if all((free := left[res]) is not None and wants[res] <= free for res in resources):
+            for res in resources:
+                left[res] = (left[res] or Fraction(0)) - wants[res]
+        elif waiter.priority_value >= priority_value:
+            ahead_jobs += 1
+            for res in resources:
+                ahead[res] += wants[res]
+    big_enough = all(wanted[res] <= room.allocatable.get(res, Fraction(0)) for res in resources)
+    return Outlook(
+        {res: room.free.get(res, Fraction(0)) for res in resources},
+        left,
+        ahead,
+        ahead_jobs,
+        big_enough,
+    )
 
 
 def place(
@@ -64,23 +141,42 @@ def place(
 ) -> Placement:
     """The cluster for a job that wants ``wanted`` in all, at ``priority_value``;
     ``rooms``: each cluster's, None when it did not answer."""
-    answered = [(c, room) for c in clusters if (room := rooms.get(c)) is not None]
+    outlooks = {
+        c: outlook(room, wanted, priority_value)
+        for c in clusters
+        if (room := rooms.get(c)) is not None
+    }
     unknown = []
-    for cluster, room in answered:
-        fits, why = _fits(room, wanted)
+    for cluster, seen in outlooks.items():
+        fits = seen.fits(wanted)
         if fits:
-            return Placement(cluster, f"the whole gang fits now ({why})", fits=True)
+            return Placement(cluster, f"the whole gang fits now ({_fit(seen, wanted)})", fits=True)
         if fits is None:
             unknown.append(cluster)
-    if answered:
-        ahead = {c: sum(1 for p in room.waiting if p >= priority_value) for c, room in answered}
-        cluster = min(answered, key=lambda cq: ahead[cq[0]])[0]
-        blind = f" (free capacity unknown in {', '.join(unknown)})" if unknown else ""
+    blind = f" (free capacity unknown in {', '.join(unknown)})" if unknown else ""
+    candidates = [c for c, seen in outlooks.items() if seen.big_enough and c not in unknown]
+    if candidates:
+        order = {c: i for i, c in enumerate(clusters)}
+
+        def soonest(c: str) -> tuple[Fraction, int, int]:
+            seen = outlooks[c]
+            return sum(seen.must_free(wanted).values(), Fraction(0)), seen.ahead_jobs, order[c]
+
+        cluster = min(candidates, key=soonest)
+        seen = outlooks[cluster]
+        lacking = ", ".join(f"{_number(q)} {res}" for res, q in seen.must_free(wanted).items())
         return Placement(
             cluster,
-            f"it fits in no cluster now that ant can see{blind}; {ahead[cluster]} waiting "
-            "job(s) of its priority or higher here, the fewest",
+            f"it fits in no cluster now that ant can see{blind}; here the least must free up "
+            f"before it starts ({lacking}; {seen.ahead_jobs} waiting job(s) of its priority "
+            "or higher)",
         )
+    if outlooks and not unknown:
+        return Placement(
+            clusters[0], "no cluster's Ready nodes offer the whole gang; the first listed"
+        )
+    if unknown:
+        return Placement(unknown[0], f"it fits in no cluster now that ant can see{blind}")
     return Placement(clusters[0], "no cluster answered; the first listed")
 
 
@@ -91,23 +187,20 @@ def spread(
     priority_value: int,
     count: int,
 ) -> list[Placement]:
-    """Where each of ``count`` jobs alike goes (a sweep), each placed against what the
-    ones before it took. ``rooms`` is left as it was."""
+    """Where each of ``count`` jobs alike goes (a sweep), each placed against the queues
+    the ones before it joined. ``rooms`` is left as it was."""
     left = {
-        c: Room(dict(room.free), list(room.waiting)) if room is not None else None
+        c: Room(dict(room.free), dict(room.allocatable), list(room.waiting))
+        if room is not None
+        else None
         for c, room in rooms.items()
     }
     placements = []
     for _ in range(count):
         chosen = place(clusters, left, wanted, priority_value)
         room = left.get(chosen.cluster)
-        if room is not None and chosen.fits:
-            for resource in accelerators(wanted):
-                free = room.free.get(resource)
-                if free is not None:
-                    room.free[resource] = free - wanted[resource]
-        elif room is not None:
-            room.waiting.append(priority_value)
+        if room is not None:
+            room.join(Waiter(priority_value, dict(wanted)))
         placements.append(chosen)
     return placements
 
@@ -117,20 +210,13 @@ def accelerators(wanted: Mapping[str, Fraction]) -> list[str]:
     return sorted(r for r, q in wanted.items() if q and r not in CORE_RESOURCES)
 
 
-def _fits(room: Room, wanted: Mapping[str, Fraction]) -> tuple[bool | None, str]:
-    """Whether the gang fits in this cluster now (None: unknown), and the numbers."""
-    free_of = room.free
+def _fit(seen: Outlook, wanted: Mapping[str, Fraction]) -> str:
     said = []
-    for resource in accelerators(wanted):
-        if resource not in free_of:
-            return False, f"no {resource}"
-        free = free_of[resource]
-        if free is None:
-            return None, f"{resource} free unknown"
-        if free < wanted[resource]:
-            return False, f"{_number(free)} {resource} free"
-        said.append(f"{_number(wanted[resource])} {resource} of {_number(free)} free")
-    return True, ", ".join(said) or "it asks for no accelerator"
+    for res in accelerators(wanted):
+        free, left = seen.free.get(res) or Fraction(0), seen.left.get(res) or Fraction(0)
+        taken = f", {_number(free - left)} of them wanted by waiting jobs" if free > left else ""
+        said.append(f"{_number(wanted[res])} {res} of {_number(free)} free{taken}")
+    return ", ".join(said) or "it asks for no accelerator"
 
 
 def _number(value: Fraction) -> str:
