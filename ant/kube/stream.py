@@ -33,7 +33,8 @@ from typing import BinaryIO
 from urllib.parse import urlencode, urlsplit
 
 from ant.errors import AntError, DecodeError, TransportError
-from ant.kube.transport import USER_AGENT, Transport, _api_error
+from ant.kube.failures import api_error_of
+from ant.kube.transport import USER_AGENT, Transport
 
 CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
@@ -145,7 +146,7 @@ def open_websocket(
     if resp.status != 101:
         reply = stdhttp.Reply(resp.status, resp.reason, resp.headers, resp.read(), url)
         conn.close()
-        raise _api_error(reply)
+        raise api_error_of(reply)
     accept = base64.b64encode(hashlib.sha1((key + _GUID).encode()).digest()).decode()
     if resp.headers.get("Sec-WebSocket-Accept") != accept:
         conn.close()

@@ -23,7 +23,6 @@ here, once. Tests inject faults with a scripted HTTP server: the HTTP layer.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -36,16 +35,11 @@ from typing import TYPE_CHECKING, Any
 
 from ant import __version__
 from ant.errors import (
-    AntError,
     ApiError,
-    ConnectError,
     DeadlineExceeded,
-    RequestTimeout,
-    Status,
     TransportError,
-    api_error,
 )
-from ant.kube import codec
+from ant.kube import codec, failures
 from ant.kube.auth import Auth, for_kubeconfig, material_file
 from ant.kube.config import KubeConfig
 from ant.kube.stdhttp import Connections, Reply, WireError, reason
@@ -323,9 +317,9 @@ class Transport:
                 )
             except WireError as e:
                 log.info("%s %s failed after %s: %s", method, url, _since(started), e.reason)
-                error = _transport_error(e, url)
+                error = failures.transport_error(e, url)
                 if deadline.remaining(ends) <= 0:
-                    raise deadline.exceeded(_host(url), e.reason) from e
+                    raise deadline.exceeded(failures.host_of(url), e.reason) from e
                 # A TLS failure stays one; a read timeout may mean the server is busy with it.
                 retryable = e.kind in ("connect", "broken") or (e.kind == "timeout" and not e.sent)
                 if e.kind in ("connect", "broken"):
@@ -338,7 +332,7 @@ class Transport:
             _log_call(method, resp, headers, started, attempt, stream)
             if resp.status_code < 400:
                 return resp
-            error_ = _api_error(resp)
+            error_ = failures.api_error_of(resp)
             resp.close()
             if resp.status_code == 401 and not refreshed and self.auth.refresh():
                 refreshed = True
@@ -392,7 +386,7 @@ class Transport:
                 stream=stream,
             )
         except requests.exceptions.RequestException as e:
-            raise _wire_error(e) from e
+            raise failures.wire_error(e) from e
 
     def _timeouts(
         self, deadline: Deadline, ends: float, read: float, url: str
@@ -400,7 +394,7 @@ class Transport:
         """(connect, read) timeouts for one attempt, never reaching past the deadline."""
         remaining = deadline.remaining(ends)
         if remaining <= 0:
-            raise deadline.exceeded(_host(url), "no time left for another attempt")
+            raise deadline.exceeded(failures.host_of(url), "no time left for another attempt")
         return min(self.connect_timeout, remaining), min(read, remaining)
 
     def _sleep_before_retry(
@@ -415,7 +409,7 @@ class Transport:
     ) -> None:
         delay = self.retry.delay(attempt, retry_after)
         if delay >= deadline.remaining(ends):
-            raise deadline.exceeded(_host(url), why)  # the retry could not start in time
+            raise deadline.exceeded(failures.host_of(url), why)  # the retry could not start in time
         log.info("retrying %s %s in %.2fs: %s", method, url, delay, why)
         self._sleep(delay)
 
@@ -487,79 +481,6 @@ def _wire_chunks(url: str, chunks: Iterator[bytes]) -> Iterator[bytes]:
         yield from chunks
     except WireError as e:
         raise TransportError(f"stream from {url} broke: {e.reason}") from e
-
-
-def _api_error(resp: requests.Response | Reply) -> ApiError:
-    """The Status in an error response (protobuf or JSON), or one made from the code."""
-    retry_after = _retry_after(resp.headers.get("Retry-After"))
-    content_type = resp.headers.get("Content-Type", "")
-    status: Status | None = None
-    try:
-        if content_type.startswith(codec.PROTOBUF):
-            status = codec.status_from_message(codec.decode(resp.content))
-        elif content_type.startswith(codec.JSON):
-            body = resp.json()
-            if isinstance(body, dict) and body.get("kind") == "Status":
-                status = codec.status_from_json(body)
-    except (AntError, ValueError, AttributeError):  # an error body that is not a Status
-        status = None
-    if status is None:
-        text = resp.text.strip().splitlines()[0][:200] if resp.text.strip() else resp.reason
-        status = Status(code=resp.status_code, reason=resp.reason or "", message=text)
-    if status.code != resp.status_code:
-        status = dataclasses.replace(status, code=resp.status_code)
-    if retry_after and not status.retry_after_seconds:
-        status = dataclasses.replace(status, retry_after_seconds=retry_after)
-    return api_error(status)
-
-
-def _retry_after(value: str | None) -> int:
-    try:
-        return max(0, int(value)) if value else 0
-    except ValueError:
-        return 0
-
-
-def _host(url: str) -> str:
-    return url.split("/", 3)[2] if "://" in url else url
-
-
-def _wire_error(e: Exception) -> WireError:
-    """What a requests exception means, in the terms of both engines."""
-    import requests
-
-    if isinstance(e, requests.exceptions.SSLError):
-        return WireError("tls", reason(e), sent=False)
-    if isinstance(e, requests.exceptions.ConnectTimeout):
-        return WireError("timeout", "connect timed out", sent=False)
-    if isinstance(e, requests.exceptions.Timeout):
-        return WireError("timeout", "read timed out", sent=True)
-    if isinstance(e, requests.exceptions.ConnectionError):
-        never_sent = _never_sent(e)
-        return WireError("connect" if never_sent else "broken", reason(e), sent=not never_sent)
-    return WireError("failed", reason(e), sent=True)
-
-
-def _transport_error(e: WireError, url: str) -> TransportError:
-    host = _host(url)
-    if e.kind == "tls":
-        return TransportError(
-            f"TLS handshake with {host} failed: {e.reason}",
-            hint="check the cluster's certificate-authority in kubeconfig",
-        )
-    if e.kind == "timeout":
-        return RequestTimeout(f"{host} did not answer in time")
-    if e.kind in ("connect", "broken"):
-        return ConnectError(f"cannot reach {host}: {e.reason}", hint="is the cluster up?")
-    return TransportError(f"request to {host} failed: {e.reason}")
-
-
-def _never_sent(e: Exception) -> bool:
-    """True when the connection was never made, so not even a POST can have been processed."""
-    from urllib3.exceptions import NewConnectionError
-
-    reason_ = getattr(e.args[0], "reason", None) if e.args else None
-    return isinstance(reason_, NewConnectionError)
 
 
 def _server_name_adapter(server_name: str, pool_size: int) -> requests.adapters.HTTPAdapter:

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ant import errors
-from ant.kube import codec, convert
+from ant.kube import codec, convert, jsonvalues
 from ant.kube.convert import to_dict, to_message
 from ant.kube.proto import (
     MODULES,
@@ -519,7 +519,7 @@ def test_duration() -> None:
     ],
 )
 def test_parse_duration_like_go(text: str, nanos: int) -> None:
-    assert convert._parse_duration(text) == nanos
+    assert jsonvalues.parse_duration(text) == nanos
 
 
 @pytest.mark.parametrize(
@@ -527,7 +527,7 @@ def test_parse_duration_like_go(text: str, nanos: int) -> None:
 )
 def test_parse_duration_errors(bad: str) -> None:
     with pytest.raises(ValueError):
-        convert._parse_duration(bad)
+        jsonvalues.parse_duration(bad)
 
 
 @pytest.mark.parametrize(
@@ -547,12 +547,12 @@ def test_parse_duration_errors(bad: str) -> None:
     ],
 )
 def test_format_duration_like_go(nanos: int, text: str) -> None:
-    assert convert._format_duration(nanos) == text
+    assert jsonvalues.format_duration(nanos) == text
 
 
 @given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
 def test_duration_text_round_trips(nanos: int) -> None:
-    assert convert._parse_duration(convert._format_duration(nanos)) == nanos
+    assert jsonvalues.parse_duration(jsonvalues.format_duration(nanos)) == nanos
 
 
 # --- errors --------------------------------------------------------------------------
