@@ -292,6 +292,7 @@ def main(argv: list[str]) -> int:
     cluster = find_cluster(args)
     client = connect(str(cluster.kubeconfig), cluster.context, env={})
     _namespace(client, NAMESPACE)
+    _priorities(client, kueue="kueue" in args.modes.split(","))
     jobs = trace(args.jobs, args.duration, args.seed)
     run_id = f"{int(time.time()) % 100000}"
     results = {}
@@ -323,6 +324,18 @@ def main(argv: list[str]) -> int:
                "submit→all running p50/p95 (s)", "freed→next gang p50/p95 (s, n)"]  # fmt: skip
     print(markdown_table(headers, rows))
     return 0
+
+
+def _priorities(client: Any, *, kueue: bool) -> None:
+    """What a fresh dev cluster lacks for the trace (idempotent): ant's PriorityClasses,
+    and for mode kueue the WorkloadPriorityClasses of the same names and values."""
+    from ant.jobs import kueue_setup, priorities
+
+    priorities.install(client)
+    if kueue and _kueue_running(client):
+        wanted = kueue_setup.plan([], cluster_queue="", local_queue="", namespaces=[])
+        classes = [p for p in wanted if p.resource.kind == "WorkloadPriorityClass"]
+        kueue_setup.install(client, classes, dry_run=False)
 
 
 def _namespace(client: Any, name: str) -> None:
