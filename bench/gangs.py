@@ -11,10 +11,11 @@ A watcher records every binding and every pod deletion (one pod watch); from the
 
 - partial-gang TPU-seconds: TPUs held by jobs that have some but not all replicas bound,
   integrated over time until the job is deleted (idle accelerators: the waste gangs
-  exist to remove; the teardown after a delete is not counted); of them, *stranded*: the
-  ones held in a partial state that did not end with the job whole (it lost pods or gave
-  up), as opposed to the milliseconds in which an admitted gang's pods are bound one by
-  one;
+  exist to remove; the teardown after a delete is not counted). Of them, *stranded*:
+  held by jobs that never had all their replicas bound (a gang admitted in part: what
+  gangs exist to prevent); *disrupted*: held by a whole job losing its pods one after
+  another (preempted or evicted); the rest is the milliseconds in which a gang's pods
+  are bound one by one;
 - utilisation: TPU-seconds bound / (32 x the trace's span); useful: the same without the
   partial-gang TPU-seconds;
 - submit -> all replicas running, p50/p95, over the jobs that got there (and how many
@@ -213,10 +214,13 @@ def metrics(
         [(t0, +1, job) for job, t0, _ in intervals] + [(t1, -1, job) for job, _, t1 in intervals]
     )
     held: dict[str, int] = defaultdict(int)
-    partial_tpu_s = bound_tpu_s = stranded_tpu_s = 0.0
+    partial_tpu_s = bound_tpu_s = stranded_tpu_s = disrupted_tpu_s = 0.0
     # A partial episode (0 < bound < want) ends whole (the binding of a gang, pod after
-    # pod) or not (pods bound to a job that never had them all: stranded accelerators).
+    # pod) or not. One that does not began either from nothing (pods bound to a job that
+    # never had them all: stranded accelerators, what gangs exist to prevent) or from a
+    # whole job losing pods (its preemption or eviction, pod after pod: disrupted).
     episode: dict[str, float] = defaultdict(float)
+    from_whole: dict[str, bool] = {}
     last = start
     for when, delta, job in events:
         t = min(max(when, start), end)
@@ -229,12 +233,21 @@ def metrics(
         was = held[job]
         held[job] += delta
         want = replicas.get(job, 0)
+        if not 0 < was < want and 0 < held[job] < want:  # an episode begins
+            from_whole[job] = was >= want
         if 0 < was < want and not 0 < held[job] < want:  # the episode ends
             if held[job] < want:
-                stranded_tpu_s += episode[job]
+                if from_whole.get(job):
+                    disrupted_tpu_s += episode[job]
+                else:
+                    stranded_tpu_s += episode[job]
             episode[job] = 0.0
         last = t
-    stranded_tpu_s += sum(episode.values())  # still partial at the end
+    for job, tpu_s in episode.items():  # still partial at the end
+        if from_whole.get(job):
+            disrupted_tpu_s += tpu_s
+        else:
+            stranded_tpu_s += tpu_s
     to_whole = [whole[i] - submitted[i] for i in whole]
     # How long a job took to bind from its first pod to its last (the first `replicas`
     # binds): with a gang, the moment of binding; without, the wait for the stragglers.
@@ -261,8 +274,11 @@ def metrics(
         "gave_up": len(jobs) - len(whole),
         "span_seconds": round(end - start, 1),
         "partial_gang_tpu_seconds": round(partial_tpu_s, 1),
-        # Of those, the ones that did not end with the job whole.
+        # Of those: held by jobs that never had all their replicas (stranded), and by
+        # whole jobs losing their pods one after another (disrupted); the rest is the
+        # binding of gangs that became whole.
         "stranded_tpu_seconds": round(stranded_tpu_s, 1),
+        "disrupted_tpu_seconds": round(disrupted_tpu_s, 1),
         "utilisation": round(bound_tpu_s / (POOL_TPUS * (end - start)), 3),
         # Bound TPUs of jobs that have all their replicas: work that can progress.
         "useful_utilisation": round((bound_tpu_s - partial_tpu_s) / (POOL_TPUS * (end - start)), 3),
@@ -292,7 +308,7 @@ def main(argv: list[str]) -> int:
     cluster = find_cluster(args)
     client = connect(str(cluster.kubeconfig), cluster.context, env={})
     _namespace(client, NAMESPACE)
-    _priorities(client, kueue="kueue" in args.modes.split(","))
+    _priorities(client)
     jobs = trace(args.jobs, args.duration, args.seed)
     run_id = f"{int(time.time()) % 100000}"
     results = {}
@@ -311,7 +327,8 @@ def main(argv: list[str]) -> int:
     rows = [
         [
             mode,
-            f"{r['partial_gang_tpu_seconds']:,.0f} ({r['stranded_tpu_seconds']:,.0f})",
+            f"{r['partial_gang_tpu_seconds']:,.1f}",
+            f"{r['stranded_tpu_seconds']:,.1f} / {r['disrupted_tpu_seconds']:,.1f}",
             f"{r['utilisation']:.0%} ({r['useful_utilisation']:.0%})",
             f"{r['whole']}/{r['jobs']}",
             f"{r['submit_to_running_p50']:.1f} / {r['submit_to_running_p95']:.1f}",
@@ -320,22 +337,19 @@ def main(argv: list[str]) -> int:
         ]
         for mode, r in results.items()
     ]
-    headers = ["mode", "partial-gang TPU·s (stranded)", "utilisation (useful)", "ran whole",
-               "submit→all running p50/p95 (s)", "freed→next gang p50/p95 (s, n)"]  # fmt: skip
+    headers = ["mode", "partial-gang TPU·s", "of them stranded / disrupted",
+               "utilisation (useful)", "ran whole", "submit→all running p50/p95 (s)",
+               "freed→next gang p50/p95 (s, n)"]  # fmt: skip
     print(markdown_table(headers, rows))
     return 0
 
 
-def _priorities(client: Any, *, kueue: bool) -> None:
-    """What a fresh dev cluster lacks for the trace (idempotent): ant's PriorityClasses,
-    and for mode kueue the WorkloadPriorityClasses of the same names and values."""
-    from ant.jobs import kueue_setup, priorities
+def _priorities(client: Any) -> None:
+    """ant's PriorityClasses, which a fresh dev cluster lacks (idempotent; mode kueue
+    installs its WorkloadPriorityClasses itself)."""
+    from ant.jobs import priorities
 
     priorities.install(client)
-    if kueue and _kueue_running(client):
-        wanted = kueue_setup.plan([], cluster_queue="", local_queue="", namespaces=[])
-        classes = [p for p in wanted if p.resource.kind == "WorkloadPriorityClass"]
-        kueue_setup.install(client, classes, dry_run=False)
 
 
 def _namespace(client: Any, name: str) -> None:
