@@ -11,7 +11,6 @@ never waited for.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,8 +21,10 @@ from ant.errors import AntError, ConfigError, NotFoundError, PartialAnswer, Usag
 
 if TYPE_CHECKING:
     from ant.cli.context import App
+    from ant.jobs.model import Job
 
 T = TypeVar("T")
+J = TypeVar("J", bound="Job")
 
 DEFAULT_CLUSTER_TIMEOUT = 10.0  # seconds; docs/clusters.md says so
 
@@ -187,6 +188,6 @@ def locate_all(app: App, refs: Sequence[str]) -> tuple[App, list[str]]:
     return (located[0][0] if located else app), [name for _, name in located]
 
 
-def with_cluster(jobs: Sequence[T], cluster: str) -> list[T]:
+def with_cluster(jobs: Sequence[J], cluster: str) -> list[J]:
     """Jobs tagged with the cluster they came from (their ``cluster`` field)."""
-    return [dataclasses.replace(j, cluster=cluster) for j in jobs]  # type: ignore[type-var]
+    return [job.in_cluster(cluster) for job in jobs]

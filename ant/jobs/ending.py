@@ -28,6 +28,8 @@ class Policy:
 
     @classmethod
     def from_annotations(cls, annotations: Mapping[str, str]) -> Policy:
+        if not any(key in annotations for key in _POLICY_KEYS):  # most jobs: the defaults
+            return _DEFAULT_POLICY
         on_failure = annotations.get(schema.ON_FAILURE, "")
         if on_failure not in schema.ON_FAILURE_POLICIES:
             on_failure = schema.DEFAULT_ON_FAILURE
@@ -90,6 +92,10 @@ class Record:
 
     @classmethod
     def from_metadata(cls, labels: Mapping[str, str], annotations: Mapping[str, str]) -> Record:
+        # A job the controller wrote nothing about yet (most of a long list): the empty
+        # record, without parsing absent annotations (a list of thousands felt it).
+        if schema.PHASE not in labels and not any(key in annotations for key in _RECORD_KEYS):
+            return _NO_RECORD
         phase = labels.get(schema.PHASE, "")
         failed_replica = annotations.get(schema.FAILED_REPLICA)
         replicas = annotations.get(schema.REPLICAS)
@@ -107,6 +113,22 @@ class Record:
             replicas=_int(replicas, 0) if replicas else None,
             released_at=annotations.get(schema.RELEASED_AT, ""),
         )
+
+
+_POLICY_KEYS = (schema.ON_FAILURE, schema.AFTER, schema.MAX_RESTARTS, schema.TTL)
+_DEFAULT_POLICY = Policy()
+_RECORD_KEYS = (
+    schema.RESTARTS,
+    schema.RESTART_LOG,
+    schema.REPLACED_PODS,
+    schema.EXITS,
+    schema.FINISHED_AT,
+    schema.FAILURE,
+    schema.FAILED_REPLICA,
+    schema.REPLICAS,
+    schema.RELEASED_AT,
+)
+_NO_RECORD = Record()
 
 
 def exits_value(exits: Mapping[int, Exit]) -> str:

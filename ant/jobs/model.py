@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, Self, TypedDict
 
 from ant.jobs import schema
 from ant.jobs.ending import Policy, Record
@@ -128,6 +128,15 @@ class Job:
     def last_preempted_at(self) -> datetime | None:
         """When the last counted preemption happened (``ant.dev/last-preempted-at``)."""
         return parse_time(self.annotations.get(schema.LAST_PREEMPTED_AT, ""))
+
+    def in_cluster(self, cluster: str) -> Self:
+        """This job, tagged with the cluster it was read from. A copy field for field:
+        ``dataclasses.replace`` runs ``__init__`` again, 9 µs a job, a tenth of a second
+        across three clusters of 3,000 jobs."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__["cluster"] = cluster
+        return copy
 
 
 def job_from(sts: Any, pods: Iterable[Any], *, template: bool = False) -> Job:

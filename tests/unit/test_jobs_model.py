@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from ant.jobs import documents
+from ant.jobs import documents, schema
+from ant.jobs.ending import Policy, Record
 from ant.jobs.model import JobStatus, job_from, job_from_status, jobs_from, settled
 from ant.kube.convert import to_message
 from ant.kube.proto import apps_v1_pb2, core_v1_pb2
@@ -191,6 +193,48 @@ def test_job_fields_and_json_document() -> None:
     assert doc["labels"] == {"team": "nlp"}  # ant's own labels are not the user's
     assert doc["meta"] == {"dataset": "c4-en"}
     assert doc["description"] == "BERT-large"
+
+
+AT = "2026-11-24T15:00:00Z"
+RECORD_ANNOTATIONS = {
+    schema.RESTARTS: "2",
+    schema.RESTART_LOG: f'[{{"at": "{AT}", "reason": "replica 1 exited 3"}}]',
+    schema.REPLACED_PODS: '["uid-1"]',
+    schema.EXITS: f'{{"0": {{"exitCode": 3, "at": "{AT}"}}}}',
+    schema.FINISHED_AT: AT,
+    schema.FAILURE: "replica 0 exited 3",
+    schema.FAILED_REPLICA: "0",
+    schema.REPLICAS: "4",
+    schema.RELEASED_AT: AT,
+}
+POLICY_ANNOTATIONS = {
+    schema.ON_FAILURE: "fail",
+    schema.AFTER: "prep",
+    schema.MAX_RESTARTS: "7",
+    schema.TTL: "60",
+}
+
+
+@pytest.mark.parametrize("key", sorted(RECORD_ANNOTATIONS))
+def test_each_record_annotation_is_read_even_alone(key: str) -> None:
+    # Jobs with none of them share the empty record; one alone must not be missed.
+    assert Record.from_metadata({}, {"unrelated": "x"}) == Record()
+    assert Record.from_metadata({}, {key: RECORD_ANNOTATIONS[key]}) != Record()
+    assert Record.from_metadata({schema.PHASE: "Failed"}, {}).phase == "Failed"
+
+
+@pytest.mark.parametrize("key", sorted(POLICY_ANNOTATIONS))
+def test_each_policy_annotation_is_read_even_alone(key: str) -> None:
+    assert Policy.from_annotations({"unrelated": "x"}) == Policy()
+    assert Policy.from_annotations({key: POLICY_ANNOTATIONS[key]}) != Policy()
+
+
+def test_a_job_tagged_with_its_cluster_is_a_copy() -> None:
+    job = job_from(statefulset(2), [pod(0), pod(1)])
+    tagged = job.in_cluster("dev-2")
+    assert tagged == dataclasses.replace(job, cluster="dev-2")
+    assert type(tagged) is type(job)
+    assert job.cluster == ""  # the original stays as it was
 
 
 def test_jobs_from_joins_pods_by_namespace_and_job() -> None:
