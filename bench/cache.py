@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import re
 import socket
 import ssl
@@ -55,6 +54,7 @@ from bench.common import (
     fmt_ms,
     machine_info,
     markdown_table,
+    process_cpu_seconds,
     summarize,
     write_json,
 )
@@ -298,13 +298,13 @@ def load(
         )
         for i in range(clients)
     ]  # fmt: skip
-    cpu0 = _proc_cpu(cache.proc.pid)
+    cpu0 = process_cpu_seconds(cache.proc.pid)
     for p in procs:
         p.start()
     results = [out.get(timeout=seconds + 60) for _ in procs]
     for p in procs:
         p.join(10)
-    cpu = _proc_cpu(cache.proc.pid) - cpu0
+    cpu = process_cpu_seconds(cache.proc.pid) - cpu0
     # From the first client's first request to the last client's last answer (connecting
     # and process start-up are not part of it).
     elapsed = max(r[4] for r in results) - min(r[3] for r in results)
@@ -324,11 +324,6 @@ def load(
 def _rotate(items: list[str], by: int) -> list[str]:
     by %= len(items)
     return items[by:] + items[:by]
-
-
-def _proc_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- the command -------------------------------------------------------------------------

@@ -3,7 +3,10 @@ the partial answer when one cluster's API server is down (docs/benchmarks.md).
 
 Each cluster is seeded with ``--jobs`` bench jobs (``bench.seed``, reused between runs).
 Timed: the whole ``ant`` process, ``-A --all-users -l <this run>`` (the table), p50 over
-``--runs`` after one warm-up; on one cluster and across all, interleaved. Then, with
+``--runs`` after one warm-up; on one cluster and across all, interleaved; with
+``--caches``, also both through an ``ant cache serve`` per cluster (each context's
+``ant.dev/cache``). Each list's CPU is counted too: the ``ant`` process's, and that of
+every cluster's API server and etcd (and cache), which share this machine's CPUs. Then, with
 ``--down-state STATE``, that cluster's API server is killed (``cluster.py
 restart-apiserver --down-seconds``) and the lists across all run while it is down: each
 must exit 10 (PARTIAL) within the per-cluster timeout.
@@ -18,50 +21,113 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from bench import seed
-from bench.common import REPO, RESULTS_DIR, VENV_BIN, fmt_ms, markdown_table, summarize, write_json
+from bench.cache import CacheProcess, start_cache, wait_ready
+from bench.common import (
+    REPO,
+    RESULTS_DIR,
+    VENV_BIN,
+    fmt_ms,
+    markdown_table,
+    process_cpu_seconds,
+    summarize,
+    write_json,
+)
 
 PREFIX = "mbench"
 CLUSTER_TIMEOUT = "5s"
 
 
-def timed_list(env: dict[str, str], *global_options: str) -> tuple[float, int, int]:
-    """Seconds, exit code and stdout bytes of one ``ant list`` of the bench's jobs."""
+@dataclass(frozen=True)
+class Taken:
+    """One list: wall seconds, exit code, stdout bytes, and CPU seconds of the ``ant``
+    process and of the servers (API servers, etcd, caches) while it ran."""
+
+    seconds: float
+    code: int
+    stdout_bytes: int
+    client_cpu: float
+    server_cpu: float
+
+
+def timed_list(env: dict[str, str], servers: Sequence[int], *global_options: str) -> Taken:
+    """One ``ant list`` of the bench's jobs; ``servers``: the PIDs whose CPU counts."""
     argv = [str(VENV_BIN / "ant"), *global_options, "list", "-A", "--all-users"]
     argv += ["-l", seed.run_selector(PREFIX)]  # the table: what people run
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_before = sum(process_cpu_seconds(pid) for pid in servers)
     started = time.monotonic()
     proc = subprocess.run(argv, env=env, capture_output=True, check=False)
     elapsed = time.monotonic() - started
-    return elapsed, proc.returncode, len(proc.stdout)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    server = sum(process_cpu_seconds(pid) for pid in servers) - server_before
+    return Taken(elapsed, proc.returncode, len(proc.stdout), client, server)
+
+
+@dataclass(frozen=True)
+class Variant:
+    env: dict[str, str]
+    options: tuple[str, ...]
 
 
 def measure(
-    env: dict[str, str], runs: int, variants: dict[str, tuple[str, ...]]
+    variants: dict[str, Variant], servers: Sequence[int], runs: int
 ) -> dict[str, dict[str, Any]]:
-    """Each variant's lists (its global options), interleaved: one run of every variant
-    per round, the order turned each round, so all meet the same background load."""
-    for options in variants.values():
-        timed_list(env, *options)  # warm-up: identity cache, page cache
-    samples: dict[str, list[tuple[float, int, int]]] = {name: [] for name in variants}
+    """Each variant's lists, interleaved: one run of every variant per round, the order
+    turned each round, so all meet the same background load."""
+    for v in variants.values():
+        timed_list(v.env, servers, *v.options)  # warm-up: identity cache, page cache
+    samples: dict[str, list[Taken]] = {name: [] for name in variants}
     names = list(variants)
     for round_ in range(runs):
         for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
-            samples[name].append(timed_list(env, *variants[name]))
+            v = variants[name]
+            samples[name].append(timed_list(v.env, servers, *v.options))
     return {
         name: {
-            "seconds": summarize([s for s, _, _ in taken]).as_dict(),
-            "exit_codes": sorted({code for _, code, _ in taken}),
-            "bytes": taken[-1][2],
+            "seconds": summarize([t.seconds for t in taken]).as_dict(),
+            "client_cpu": summarize([t.client_cpu for t in taken]).as_dict(),
+            "server_cpu": summarize([t.server_cpu for t in taken]).as_dict(),
+            "exit_codes": sorted({t.code for t in taken}),
+            "bytes": taken[-1].stdout_bytes,
         }
         for name, taken in samples.items()
     }
+
+
+def server_pids(states: Sequence[Path]) -> list[int]:
+    """Each dev cluster's API server and etcd (their pid files under STATE/run)."""
+    return [
+        int((state / "run" / f"{name}.pid").read_text())
+        for state in states
+        for name in ("kube-apiserver", "etcd")
+    ]
+
+
+def with_caches(kubeconfig: Path, caches: dict[str, CacheProcess], out: Path) -> Path:
+    """A copy of ``kubeconfig`` whose contexts name their cache (``ant.dev/cache``)."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    for entry in config["contexts"]:
+        cache = caches.get(entry["name"])
+        if cache is not None:
+            extension = {"url": cache.url, "certificate-authority": cache.ca}
+            entry["context"]["extensions"] = [{"name": "ant.dev/cache", "extension": extension}]
+    out.write_text(yaml.safe_dump(config))
+    return out
 
 
 def main(argv: list[str]) -> int:
@@ -74,6 +140,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--down-seconds", type=float, default=60.0)
     parser.add_argument("--seed-timeout", type=float, default=3600.0)
     parser.add_argument("--cleanup", action="store_true", help="delete the bench jobs after")
+    parser.add_argument(
+        "--caches", action="store_true", help="also list through an ant cache per cluster"
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
 
@@ -95,12 +164,30 @@ def main(argv: list[str]) -> int:
     env["ANT_CLUSTER_TIMEOUT"] = CLUSTER_TIMEOUT
     env.pop("ANT_CACHE_URL", None)
     env["ANT_CLUSTERS"] = ",".join(contexts)  # --context still means that one cluster
-    measured = measure(
-        env, args.runs, {"one": ("--context", contexts[0]), "across": ("--all-clusters",)}
-    )
-    one, across = measured["one"], measured["across"]
+    variants = {
+        "one": Variant(env, ("--context", contexts[0])),
+        "across": Variant(env, ("--all-clusters",)),
+    }
+    # The dev clusters' state dirs: STATE (dev-1, the kubeconfig's), STATE-2, STATE-3, ...
+    first = args.kubeconfig.parent
+    states = [first] + [first.with_name(f"{first.name}-{i}") for i in range(2, args.count + 1)]
+    servers = server_pids(states)
+    caches: dict[str, CacheProcess] = {}
+    work = Path(tempfile.mkdtemp(prefix="bench-clusters-"))
+    try:
+        if args.caches:
+            caches = {c: start_cache(args.kubeconfig, c, work) for c in contexts}
+            ready = {c: wait_ready(cache, args.seed_timeout) for c, cache in caches.items()}
+            print(f"bench: caches ready after {ready}", file=sys.stderr, flush=True)
+            cached = {**env, "KUBECONFIG": str(with_caches(args.kubeconfig, caches, work / "kc"))}
+            variants["one, caches"] = Variant(cached, ("--context", contexts[0]))
+            variants["across, caches"] = Variant(cached, ("--all-clusters",))
+        measured = measure(variants, servers + [c.proc.pid for c in caches.values()], args.runs)
+    finally:
+        for cache in caches.values():
+            cache.stop()
     results: dict[str, Any] = {"jobs_per_cluster": args.jobs, "clusters": args.count}
-    results |= {"seeding": seeded, "one": one, "across": across}
+    results |= {"seeding": seeded, "cpus": os.cpu_count(), "lists": measured}
 
     if args.down_state:
         script = str(REPO / "devcluster" / "cluster.py")
@@ -109,11 +196,11 @@ def main(argv: list[str]) -> int:
             env={**os.environ, "ANT_DEVCLUSTER_STATE": str(args.down_state)},
         )
         time.sleep(3)  # the kill comes first, then the long pause: lists run inside it
-        partial = [timed_list(env, "--all-clusters") for _ in range(args.runs)]
+        partial = [timed_list(env, (), "--all-clusters") for _ in range(args.runs)]
         down.wait()
         results["partial"] = {
-            "seconds": summarize([s for s, _, _ in partial]).as_dict(),
-            "exit_codes": sorted({code for _, code, _ in partial}),
+            "seconds": summarize([t.seconds for t in partial]).as_dict(),
+            "exit_codes": sorted({t.code for t in partial}),
             "cluster_timeout": CLUSTER_TIMEOUT,
         }
 
@@ -121,34 +208,41 @@ def main(argv: list[str]) -> int:
     if args.cleanup:  # the shared dev cluster is dev-1: leave it as it was
         with ThreadPoolExecutor(len(contexts)) as pool:
             list(pool.map(lambda c: seed.cleanup(clients[c], PREFIX, args.seed_timeout), contexts))
+    jobs = {"one": args.jobs, "across": args.jobs * args.count}
     rows = [
         [
-            "one cluster",
-            f"{args.jobs}",
-            fmt_ms(one["seconds"]["p50"]),
-            fmt_ms(one["seconds"]["p95"]),
-        ],
-        [
-            f"--all-clusters ({args.count})",
-            f"{args.jobs * args.count}",
-            fmt_ms(across["seconds"]["p50"]),
-            fmt_ms(across["seconds"]["p95"]),
-        ],
+            name,
+            f"{jobs[name.split(',')[0]]}",
+            fmt_ms(m["seconds"]["p50"]),
+            fmt_ms(m["seconds"]["p95"]),
+            f"{m['seconds']['spread']:.2f}",
+            fmt_ms(m["client_cpu"]["p50"]),
+            fmt_ms(m["server_cpu"]["p50"]),
+            ",".join(map(str, m["exit_codes"])),
+        ]
+        for name, m in measured.items()
     ]
     if "partial" in results:
         p = results["partial"]["seconds"]
         rows.append(
             [
-                "--all-clusters, one down",
+                "across, one down",
                 f"{args.jobs * (args.count - 1)}",
                 fmt_ms(p["p50"]),
                 fmt_ms(p["p95"]),
+                f"{p['spread']:.2f}",
+                "",
+                "",
+                ",".join(map(str, results["partial"]["exit_codes"])),
             ]
         )
-    print(markdown_table(["list", "jobs", "p50", "p95"], rows))
-    ratio = across["seconds"]["p50"] / one["seconds"]["p50"]
-    print(
-        f"\nacross / one (p50): {ratio:.2f}x; exit codes: one {one['exit_codes']}, "
-        f"across {across['exit_codes']}, partial {results.get('partial', {}).get('exit_codes')}"
-    )
+    header = ["list", "jobs", "p50", "p95", "p95/p50", "ant CPU p50", "servers' CPU p50", "exit"]
+    print(markdown_table(header, rows))
+    for suffix in ("", ", caches"):
+        if f"across{suffix}" in measured:
+            ratio = (
+                measured[f"across{suffix}"]["seconds"]["p50"]
+                / measured[f"one{suffix}"]["seconds"]["p50"]
+            )
+            print(f"across / one{suffix} (p50): {ratio:.2f}x")
     return 0

@@ -96,6 +96,12 @@ class Deadline:
         time.sleep(min(interval, self.remaining()))
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a running process has used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # --- statistics ------------------------------------------------------------------------
 
 
