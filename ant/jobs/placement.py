@@ -172,9 +172,7 @@ def place(
             "or higher)",
         )
     if outlooks and not unknown:
-        return Placement(
-            clusters[0], "no cluster's Ready nodes offer the whole gang; the first listed"
-        )
+        return Placement(clusters[0], _too_big(wanted, [rooms[c] for c in outlooks]))
     if unknown:
         return Placement(unknown[0], f"it fits in no cluster now that ant can see{blind}")
     return Placement(clusters[0], "no cluster answered; the first listed")
@@ -217,6 +215,19 @@ def _fit(seen: Outlook, wanted: Mapping[str, Fraction]) -> str:
         taken = f", {_number(free - left)} of them wanted by waiting jobs" if free > left else ""
         said.append(f"{_number(wanted[res])} {res} of {_number(free)} free{taken}")
     return ", ".join(said) or "it asks for no accelerator"
+
+
+def _too_big(wanted: Mapping[str, Fraction], rooms: Sequence[Room | None]) -> str:
+    """Why a gang no cluster could hold even empty goes to the first listed."""
+    said = []
+    for res in accelerators(wanted):
+        most = max((r.allocatable.get(res, Fraction(0)) for r in rooms if r), default=Fraction(0))
+        if wanted[res] > most:
+            said.append(f"{_number(wanted[res])} {res} wanted, at most {_number(most)}")
+    return (
+        f"it fits in no cluster, not even an empty one ({', '.join(said)} on any cluster's "
+        "Ready nodes); the first listed"
+    )
 
 
 def _number(value: Fraction) -> str:

@@ -244,7 +244,8 @@ def test_submit_across_clusters_places_the_job_where_its_gang_fits_and_says_so(
     absent = clusters.ant("--context", "admin@dev-1", "-n", "research", "show", name)
     assert absent.code == ExitCode.NOT_FOUND, absent
 
-    # More than any one cluster has: it fits nowhere, and the reason says so.
+    # More than any one cluster has: it fits nowhere, not even empty, and the reason
+    # says so; it goes to the first listed.
     too_big = clusters.ant(
         "--clusters",
         order,
@@ -260,7 +261,10 @@ def test_submit_across_clusters_places_the_job_where_its_gang_fits_and_says_so(
         "--dry-run",
     )
     assert too_big.code == 0, too_big
-    assert "it fits in no cluster now that ant can see" in too_big.err
+    assert (
+        "placing the job in admin@dev-2: it fits in no cluster, not even an empty one "
+        "(36 google.com/tpu wanted, at most 32 on any cluster's Ready nodes)"
+    ) in too_big.err
 
 
 def test_the_config_file_names_the_clusters_each_with_its_namespace_and_cache(

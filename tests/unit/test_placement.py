@@ -87,7 +87,8 @@ def test_never_where_its_nodes_could_not_hold_the_whole_gang() -> None:
     chosen = place(["a"], {"a": queue(8, pool=8)}, WANT_16, NORMAL)
     assert (chosen.cluster, chosen.reason) == (
         "a",
-        "no cluster's Ready nodes offer the whole gang; the first listed",
+        f"it fits in no cluster, not even an empty one (16 {TPU} wanted, at most 8 on any "
+        "cluster's Ready nodes); the first listed",
     )
 
 
