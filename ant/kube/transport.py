@@ -337,8 +337,12 @@ class Transport:
             if resp.status_code == 401 and not refreshed and self.auth.refresh():
                 refreshed = True
                 continue
-            retry = _should_retry(error_, idempotent) or self._starting_up(resp.status_code)
-            if retry and attempt + 1 < self.retry.attempts:
+            # A restarting server's 403s last until its authorizer is ready, seconds on a
+            # loaded machine: they are tried again until the grace ends, not `attempts`
+            # times (attempts the outage itself may have used up).
+            starting = self._starting_up(resp.status_code)
+            retry = starting or _should_retry(error_, idempotent)
+            if retry and (starting or attempt + 1 < self.retry.attempts):
                 self._sleep_before_retry(
                     deadline, ends, attempt, method, url, str(error_), error_.retry_after
                 )

@@ -133,6 +133,13 @@ def test_a_403_right_after_the_server_was_unreachable_is_retried(server):
     assert t.request("POST", "/api/v1/namespaces/x/pods", body=b"{}").status == 201
     assert len(server.seen) == 5
 
+    # However many attempts the outage took, its 403s are tried again until the grace ends.
+    server.seen.clear()
+    server.replies += [hang_up] * 3 + [respond(403, forbidden, codec.PROTOBUF)] * 6
+    server.replies += [respond(200, b"{}")]
+    assert transport(server, []).request("GET", "/api/v1/pods").status == 200
+    assert len(server.seen) == 10
+
     # A 403 with no outage behind it is an answer: raised at once.
     server.seen.clear()
     server.replies += [respond(403, forbidden, codec.PROTOBUF), respond(200, b"{}")]
