@@ -339,8 +339,9 @@ class Transport:
                 continue
             # A restarting server's 403s last until its authorizer is ready, seconds on a
             # loaded machine: they are tried again until the grace ends, not `attempts`
-            # times (attempts the outage itself may have used up).
-            starting = self._starting_up(resp.status_code)
+            # times (attempts the outage itself may have used up). A policy of one
+            # attempt (the cache's, completion's) still means one.
+            starting = self._starting_up(resp.status_code) and self.retry.attempts > 1
             retry = starting or _should_retry(error_, idempotent)
             if retry and (starting or attempt + 1 < self.retry.attempts):
                 self._sleep_before_retry(

@@ -43,7 +43,8 @@ def server():
 
 def transport(server: ScriptedServer, delays: list[float], **kw) -> Transport:
     kw.setdefault("auth", NoAuth())
-    return Transport(server.url, retry=RetryPolicy(attempts=4), sleep=delays.append, **kw)
+    kw.setdefault("retry", RetryPolicy(attempts=4))
+    return Transport(server.url, sleep=delays.append, **kw)
 
 
 def status_body(code: int, reason: str, message: str, **details) -> bytes:
@@ -139,6 +140,16 @@ def test_a_403_right_after_the_server_was_unreachable_is_retried(server):
     server.replies += [respond(200, b"{}")]
     assert transport(server, []).request("GET", "/api/v1/pods").status == 200
     assert len(server.seen) == 10
+
+    # A policy of one attempt (the cache's, completion's) never tries again.
+    server.seen.clear()
+    server.replies += [hang_up, respond(403, forbidden, codec.PROTOBUF)]
+    once = transport(server, [], retry=RetryPolicy(attempts=1))
+    with pytest.raises(ConnectError):
+        once.request("GET", "/api/v1/pods")
+    with pytest.raises(Forbidden):
+        once.request("GET", "/api/v1/pods")
+    assert len(server.seen) == 2
 
     # A 403 with no outage behind it is an answer: raised at once.
     server.seen.clear()
