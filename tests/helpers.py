@@ -83,3 +83,11 @@ def run_ant(
     )
     code = run(list(argv), env=env)
     return Result(list(argv), int(code), out.getvalue(), err.getvalue())
+
+
+def what_ant_writes(sts: Any) -> tuple[Any, ...]:
+    """A StatefulSet's spec (its generation), labels and annotations (from the official
+    client): all a command of ant's may change. Not its resourceVersion: the StatefulSet
+    controller may still be updating its status."""
+    meta = sts.metadata
+    return meta.generation, dict(meta.labels or {}), dict(meta.annotations or {})
