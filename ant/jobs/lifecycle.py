@@ -115,6 +115,13 @@ def list_jobs(
         return jobqueue.tally_preemptions(jobs, events.result(), preempted)
 
 
+def _being_deleted(obj: Any) -> bool:
+    """Whether a PartialObjectMetadata (protobuf or JSON) has a deletionTimestamp."""
+    if isinstance(obj, dict):
+        return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+    return bool(obj.metadata.HasField("deletionTimestamp"))
+
+
 def _field(obj: Any, name: str) -> str:
     """A metadata field of a PartialObjectMetadata, protobuf or JSON."""
     if isinstance(obj, dict):
@@ -132,6 +139,14 @@ def job_names(client: Client, namespace: str, label_selector: str) -> set[str]:
         ]
         items = [item for f in found for item in f.result().items]
     return {_field(item, "name") for item in items}
+
+
+def live_job_names(client: Client, namespace: str, label_selector: str) -> set[str]:
+    """Names of the jobs matching a selector whose StatefulSet exists and is not being
+    deleted: what was created and stays. (A Service alone is no job: its StatefulSet
+    went, and the garbage collector takes it.)"""
+    items = client.list_metadata(r.STATEFULSETS, namespace, label_selector=label_selector).items
+    return {_field(item, "name") for item in items if not _being_deleted(item)}
 
 
 def get_statefulset(client: Client, namespace: str, name: str, *, any_owner: bool = False) -> Any:

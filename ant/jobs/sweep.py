@@ -387,7 +387,7 @@ def _existing(client: Client, sweep: Sweep, believed: Sequence[str]) -> tuple[li
     """The sweep's jobs that exist by the server's word (a response lost on the way can
     hide a job that was created), and whether the server could say; else ``believed``."""
     try:
-        names = lifecycle.job_names(client, sweep.namespace, f"{schema.SWEEP}={sweep.id}")
+        names = lifecycle.live_job_names(client, sweep.namespace, f"{schema.SWEEP}={sweep.id}")
     except AntError:
         return list(believed), False
     return [n for n in sweep.names if n in names], True

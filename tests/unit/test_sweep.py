@@ -323,15 +323,41 @@ def test_a_sweep_whose_create_response_was_lost_reports_what_the_server_has() ->
             service(names[0]),
             statefulset(names[0]),
             lost,  # job 1's StatefulSet
-            respond(200, listed.encode()),  # reconciling: StatefulSets and Services
-            respond(200, listed.encode()),
+            respond(200, listed.encode()),  # reconciling: the StatefulSets
         ]  # fmt: skip
         transport = Transport(server.url, auth=NoAuth(), retry=RetryPolicy(attempts=1))
         with pytest.raises(sweep.SweepFailed) as caught:
             sweep.submit(Client(transport), plan, workers=1)
-        assert [s.method for s in server.seen][-2:] == ["GET", "GET"]
-        assert all("labelSelector=ant.dev%2Fsweep%3Dllllll" in s.path for s in server.seen[-2:])
+        reconciling = server.seen[-1]
+        assert (reconciling.method, reconciling.path.split("?")[0]) == (
+            "GET",
+            "/apis/apps/v1/namespaces/research/statefulsets",
+        )
+        assert "labelSelector=ant.dev%2Fsweep%3Dllllll" in reconciling.path
     failure = caught.value
     assert failure.confirmed
     assert failure.created == names
     assert str(failure).startswith("sweep llllll: 2 of 2 job(s) created, then bert-llllll-1 failed")
+
+
+def test_a_sweeps_report_names_no_job_being_deleted() -> None:
+    """A job whose StatefulSet is being deleted (a failed create rolled back) was not
+    created; nor is one of which only the Service is left (the garbage collector's)."""
+    from ant.jobs import lifecycle
+    from ant.kube.auth import NoAuth
+    from ant.kube.client import Client
+    from ant.kube.transport import RetryPolicy, Transport
+    from tests.unit.scripted_server import respond, scripted_server
+
+    listed = {
+        "items": [
+            {"metadata": {"name": "kept"}},
+            {"metadata": {"name": "rolled-back", "deletionTimestamp": "2026-12-01T00:00:00Z"}},
+        ],
+        "metadata": {},
+    }
+    with scripted_server() as server:
+        server.replies.append(respond(200, json.dumps(listed).encode()))
+        transport = Transport(server.url, auth=NoAuth(), retry=RetryPolicy(attempts=1))
+        assert lifecycle.live_job_names(Client(transport), "research", "x=y") == {"kept"}
+        assert server.seen[0].path.startswith("/apis/apps/v1/namespaces/research/statefulsets?")
