@@ -10,7 +10,7 @@
                         remove their state
     cluster.py status   show what runs (exit 0 only when everything runs)
     cluster.py env      print `export KUBECONFIG=...`
-    cluster.py restart-apiserver [--down-seconds S]
+    cluster.py restart-apiserver [--down-seconds S] [--compact]
                         kill the apiserver (SIGKILL, a crash), keep etcd and its data, start
                         it again after S seconds; returns once it is ready (for fault tests)
 
@@ -1550,8 +1550,34 @@ def cmd_status(layout: Layout) -> int:
     return 1
 
 
-def cmd_restart_apiserver(layout: Layout, down_seconds: float = 0.0) -> int:
-    """Kill the running apiserver, wait, start it again with the same flags and data."""
+def compact_etcd(port: int) -> int:
+    """Write a marker key, then compact etcd at that write's revision: every
+    resourceVersion a client holds is older, so resuming from it is 410 Gone."""
+    import base64
+    import json
+    import urllib.request
+
+    def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            answer: dict[str, Any] = json.loads(reply.read())
+            return answer
+
+    key = base64.b64encode(b"/ant-devcluster/compaction-marker").decode()
+    value = base64.b64encode(str(time.time()).encode()).decode()
+    revision = int(post("/v3/kv/put", {"key": key, "value": value})["header"]["revision"])
+    post("/v3/kv/compaction", {"revision": revision})
+    return revision
+
+
+def cmd_restart_apiserver(layout: Layout, down_seconds: float = 0.0, compact: bool = False) -> int:
+    """Kill the running apiserver, wait (``compact``: compact etcd meanwhile, so every
+    watch resumed after the restart gets 410), start it again with the same flags and
+    data."""
     with locked(layout):
         info = read_cluster_json(layout)
         if not info:
@@ -1562,6 +1588,8 @@ def cmd_restart_apiserver(layout: Layout, down_seconds: float = 0.0) -> int:
             stop_pids([pid], layout, timeout=0.0)  # SIGTERM then SIGKILL at once: a crash
         time.sleep(max(0.0, down_seconds))
         bin_dir, ports = Path(info["bin_dir"]), info["ports"]
+        if compact:
+            log(f"etcd compacted at revision {compact_etcd(ports['etcd'])}")
         server, ca = info["server"], Path(info["ca"])
         token = Path(info["users"]["admin"]["token_file"]).read_text().strip()
         starter = Starter(layout, bin_dir, ports, time.monotonic() + START_TIMEOUT, {})
@@ -1621,10 +1649,15 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="restart-apiserver: how long the apiserver stays down",
     )
+    parser.add_argument(
+        "--compact",
+        action="store_true",
+        help="restart-apiserver: compact etcd while the apiserver is down",
+    )
     args = parser.parse_args(argv)
     layout = Layout(default_state_dir())
     if args.command == "restart-apiserver":
-        return cmd_restart_apiserver(layout, args.down_seconds)
+        return cmd_restart_apiserver(layout, args.down_seconds, args.compact)
     if args.command == "up":
         if not 1 <= args.count <= MAX_CLUSTERS:
             parser.error(f"--count must be between 1 and {MAX_CLUSTERS}")
