@@ -78,28 +78,33 @@ class Room:
 
 @dataclass(frozen=True)
 class Outlook:
-    """One cluster for one job: ``left`` is free after the waiting jobs that fit took
-    their room (None: unknown), ``ahead`` what waiting jobs of its priority or higher
-    still want, ``ahead_jobs`` how many they are."""
+    """One cluster for one job that wants ``wanted`` (its accelerators, ``resources``):
+    ``left`` is free after the waiting jobs that fit took their room (None: unknown),
+    ``ahead`` what waiting jobs of its priority or higher still want, ``ahead_jobs`` how
+    many they are."""
 
+    wanted: Mapping[str, Fraction]
+    resources: list[str]
     free: Mapping[str, Fraction | None]
     left: Mapping[str, Fraction | None]
     ahead: Mapping[str, Fraction]
     ahead_jobs: int
     big_enough: bool  # its Ready nodes offer enough in all
 
-    def fits(self, wanted: Mapping[str, Fraction]) -> bool | None:
+    @property
+    def fits(self) -> bool | None:
         """Whether the whole gang fits now; None: free capacity unknown."""
-        if any(self.left.get(res, Fraction(0)) is None for res in accelerators(wanted)):
+        if any(self.left[res] is None for res in self.resources):
             return None
-        return all(wanted[res] <= (self.left.get(res) or 0) for res in accelerators(wanted))
+        return all(self.wanted[res] <= (self.left[res] or 0) for res in self.resources)
 
-    def must_free(self, wanted: Mapping[str, Fraction]) -> dict[str, Fraction]:
+    @property
+    def must_free(self) -> dict[str, Fraction]:
         """Per resource, what must free up before the gang starts here."""
         return {
-            res: max(Fraction(0), wanted[res] + self.ahead.get(res, Fraction(0)) - left)
-            for res in accelerators(wanted)
-            if (left := self.left.get(res, Fraction(0))) is not None
+            res: max(Fraction(0), self.wanted[res] + self.ahead[res] - left)
+            for res in self.resources
+            if (left := self.left[res]) is not None
         }
 
 
@@ -125,6 +130,8 @@ def outlook(room: Room, wanted: Mapping[str, Fraction], priority_value: int) -> 
                 ahead[res] += wants[res]
     big_enough = all(wanted[res] <= room.allocatable.get(res, Fraction(0)) for res in resources)
     return Outlook(
+        wanted,
+        resources,
         {res: room.free.get(res, Fraction(0)) for res in resources},
         left,
         ahead,
@@ -148,9 +155,9 @@ def place(
     }
     unknown = []
     for cluster, seen in outlooks.items():
-        fits = seen.fits(wanted)
+        fits = seen.fits
         if fits:
-            return Placement(cluster, f"the whole gang fits now ({_fit(seen, wanted)})", fits=True)
+            return Placement(cluster, f"the whole gang fits now ({_fit(seen)})", fits=True)
         if fits is None:
             unknown.append(cluster)
     blind = f" (free capacity unknown in {', '.join(unknown)})" if unknown else ""
@@ -160,11 +167,11 @@ def place(
 
         def soonest(c: str) -> tuple[Fraction, int, int]:
             seen = outlooks[c]
-            return sum(seen.must_free(wanted).values(), Fraction(0)), seen.ahead_jobs, order[c]
+            return sum(seen.must_free.values(), Fraction(0)), seen.ahead_jobs, order[c]
 
         cluster = min(candidates, key=soonest)
         seen = outlooks[cluster]
-        lacking = ", ".join(f"{_number(q)} {res}" for res, q in seen.must_free(wanted).items())
+        lacking = ", ".join(f"{_number(q)} {res}" for res, q in seen.must_free.items())
         return Placement(
             cluster,
             f"it fits in no cluster now that ant can see{blind}; here the least must free up "
@@ -208,12 +215,12 @@ def accelerators(wanted: Mapping[str, Fraction]) -> list[str]:
     return sorted(r for r, q in wanted.items() if q and r not in CORE_RESOURCES)
 
 
-def _fit(seen: Outlook, wanted: Mapping[str, Fraction]) -> str:
+def _fit(seen: Outlook) -> str:
     said = []
-    for res in accelerators(wanted):
+    for res in seen.resources:
         free, left = seen.free.get(res) or Fraction(0), seen.left.get(res) or Fraction(0)
         taken = f", {_number(free - left)} of them wanted by waiting jobs" if free > left else ""
-        said.append(f"{_number(wanted[res])} {res} of {_number(free)} free{taken}")
+        said.append(f"{_number(seen.wanted[res])} {res} of {_number(free)} free{taken}")
     return ", ".join(said) or "it asks for no accelerator"
 
 
