@@ -98,7 +98,7 @@ def _write(path: Path, data: bytes, mode: int) -> None:
 
 
 def _reusable(cert_path: Path, key_path: Path, hosts: Sequence[str]) -> bool:
-    if not (cert_path.is_file() and key_path.is_file()):
+    if not (os.path.isfile(cert_path) and os.path.isfile(key_path)):
         return False
     try:
         from cryptography import x509

@@ -135,7 +135,8 @@ def load(
     """
     env = os.environ if env is None else env
     paths = kubeconfig_paths(kubeconfig, env)
-    existing = [p for p in paths if p.is_file()]
+    # os.path.isfile, not Path.is_file: a name too long to stat is "not a file", not an OSError.
+    existing = [p for p in paths if os.path.isfile(p)]
     if kubeconfig and not existing:
         raise ConfigError(
             f"kubeconfig {kubeconfig} is not a readable file",
@@ -154,14 +155,14 @@ def load(
 
 def context_names(kubeconfig: str | None, env: Mapping[str, str]) -> list[str]:
     """Every context of the kubeconfig files (as ``load`` finds them), in file order."""
-    docs = tuple(_read_yaml(p) for p in kubeconfig_paths(kubeconfig, env) if p.is_file())
+    docs = tuple(_read_yaml(p) for p in kubeconfig_paths(kubeconfig, env) if os.path.isfile(p))
     return list(_named(docs, "contexts"))
 
 
 def in_cluster(env: Mapping[str, str], sa_dir: Path = SERVICE_ACCOUNT_DIR) -> KubeConfig:
     host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT", "443")
     token_file = sa_dir / "token"
-    if not host or not token_file.is_file():
+    if not host or not os.path.isfile(token_file):
         raise ConfigError(
             "not running in a cluster: no service account token",
             hint="set KUBECONFIG or pass --kubeconfig",
@@ -169,7 +170,7 @@ def in_cluster(env: Mapping[str, str], sa_dir: Path = SERVICE_ACCOUNT_DIR) -> Ku
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     ns_file = sa_dir / "namespace"
-    namespace = ns_file.read_text().strip() if ns_file.is_file() else "default"
+    namespace = ns_file.read_text().strip() if os.path.isfile(ns_file) else "default"
     return KubeConfig(
         context="in-cluster",
         cluster=Cluster(server=f"https://{host}:{port}", ca_file=str(sa_dir / "ca.crt")),

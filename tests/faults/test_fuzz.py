@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ant.errors import ExitCode
@@ -179,6 +179,9 @@ ARGV = st.tuples(COMMANDS, st.lists(st.one_of(FLAGS, VALUE), max_size=8)).map(
 
 @FUZZ
 @given(argv=ARGV)
+# Names too long to stat (ENAMETOOLONG): Path.exists and Path.is_file raise on them.
+@example(argv=["submit", "x" * 300])
+@example(argv=["--kubeconfig", "x" * 300, "list"])
 def test_any_arguments_end_in_a_clear_line_and_a_refusal_sends_no_write(
     argv: list[str], server: ScriptedServer, kubeconfig: Path
 ) -> None:

@@ -208,6 +208,9 @@ def cache(
         "--namespaces", f"{cache_ns},bob-private",
         "--watch-timeout", "60",
         "--max-staleness", str(MAX_STALENESS),
+        # The crash test reads through an outage with reviews cached before it; the default
+        # 10 s can run out on a busy machine before the staleness refusal is checked.
+        "--token-ttl", "300", "--authz-ttl", "300",
     ]  # fmt: skip
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work), "NO_COLOR": "1"}
     with log.open("wb") as out:

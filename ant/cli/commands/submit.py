@@ -484,7 +484,7 @@ def _config_defaults(app: App) -> JobSpec:
 def _load_spec(file: str, app: App, defaults: JobSpec) -> JobSpec:
     """The job spec FILE. One that does not exist, is not named like YAML, and comes with no
     command after ``--`` is most likely the job's command typed without ``--``."""
-    from pathlib import Path
+    import os.path
 
     from ant.errors import UsageError
     from ant.jobs import spec as jobspec
@@ -492,8 +492,8 @@ def _load_spec(file: str, app: App, defaults: JobSpec) -> JobSpec:
     try:
         return jobspec.load_file(file, defaults, app.env.vars)
     except UsageError as e:
-        path = Path(file)
-        if app.env.trailing_command or path.exists() or path.suffix in (".yaml", ".yml"):
+        # os.path.exists: a name too long to stat does not exist (Path.exists raises).
+        if app.env.trailing_command or os.path.exists(file) or file.endswith((".yaml", ".yml")):
             raise
         raise UsageError(
             e.message,
