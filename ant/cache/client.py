@@ -126,11 +126,16 @@ def uses_bearer_token(kubeconfig: KubeConfig) -> bool:
 
 
 def cache_transport(
-    kubeconfig: KubeConfig, cache: CacheSettings, deadline: Deadline | None = None
+    kubeconfig: KubeConfig,
+    cache: CacheSettings,
+    deadline: Deadline | None = None,
+    *,
+    stdlib_http: bool = False,
 ) -> Transport:
     """The API server's credentials, pointed at the cache; no retries (fall back instead).
 
-    ``deadline``: the command's, shared with the API server's transport."""
+    ``deadline``: the command's, shared with the API server's transport; ``stdlib_http``:
+    the same engine as the API server's (the ``ant`` command's spares importing requests)."""
     cluster = replace(
         kubeconfig.cluster,
         server=cache.url,
@@ -146,6 +151,7 @@ def cache_transport(
         connect_timeout=2.0,
         timeout=15.0,
         deadline=deadline,
+        stdlib_http=stdlib_http,
     )
 
 
@@ -402,18 +408,29 @@ def decode_jobs(body: bytes) -> list[Job]:
     return [job_from_row(row, full=full) for row in message.items]
 
 
+# What labels and annotations that are absent say (no user labels, meta, policy, record):
+# derived once, not for each of thousands of table rows.
+_TABLE_ROW = from_metadata({}, {})
+
+
 def job_from_row(row: Any, *, full: bool) -> Job:
     """The Job ``ant.jobs.model.job_from`` makes, from the row's metadata and summary.
 
-    The StatefulSet's labels and annotations (all of them in the full view; the row's
-    own columns otherwise) go through ``model.from_metadata``, so every field derived
-    from them is derived as from the API server; pod-derived fields come from the row.
+    The full view's labels and annotations go through ``model.from_metadata``, so every
+    field derived from them is derived as from the API server; a table row carries only
+    ant's own labels and the full user name, which leave the rest as absent metadata does
+    (``_TABLE_ROW``). Pod-derived fields come from the row.
     """
     if full:
-        labels, annotations = dict(row.labels), dict(row.annotations)
-    else:
-        labels = {schema.CREATED_BY: row.user, schema.PRIORITY: row.priority}
-        annotations = {schema.CREATED_BY_FULL: row.user_full} if row.user_full else {}
+        metadata = from_metadata(dict(row.labels), dict(row.annotations))
+    else:  # a table row: ant's own labels only, no annotation but the full user name
+        metadata = {
+            **_TABLE_ROW,
+            "user": row.user,
+            "user_full": row.user_full,
+            "priority": row.priority,
+            "annotations": {schema.CREATED_BY_FULL: row.user_full} if row.user_full else {},
+        }
     return CachedJob(
         name=row.name,
         namespace=row.namespace,
@@ -428,7 +445,7 @@ def job_from_row(row: Any, *, full: bool) -> Job:
         preemptions=row.preemptions,
         gang=row.gang,
         node_count=row.nodes,
-        **from_metadata(labels, annotations),
+        **metadata,
     )
 
 
@@ -452,7 +469,14 @@ def reader_for(
         )
         return api
     return CachingClient(
-        Client(cache_transport(kubeconfig, cache, api.transport.deadline)),
+        Client(
+            cache_transport(
+                kubeconfig,
+                cache,
+                api.transport.deadline,
+                stdlib_http=api.transport.connections is not None,
+            )
+        ),
         api,
         on_fallback=on_fallback,
         min_resource_version=recent_write(last_write_file(env), write_key(kubeconfig)),

@@ -54,6 +54,8 @@ def visible(text: str, *, lines: bool = False) -> str:
     ``lines``: newlines and tabs stay (text of several lines); without, the result is
     one line (a table cell, a field's value).
     """
+    if text.isprintable():  # no control character at all (most text): nothing to write out
+        return text
     return (_CONTROL_BUT_LINES if lines else _CONTROL).sub(_written_out, text)
 
 
@@ -300,9 +302,7 @@ class Terminal:
 
 
 def plain_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(v)) for w, v in zip(widths, row, strict=True)]
+    widths = [max(map(len, column)) for column in zip(headers, *rows, strict=True)]
     lines = [
         "   ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip()
         for cells in [list(headers), *rows]

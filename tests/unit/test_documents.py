@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from ant.cache.client import job_from_row
-from ant.jobs import documents
+from ant.jobs import documents, schema
 from ant.jobs.identity import Identity
 from ant.jobs.lifecycle import Event
-from ant.jobs.model import job_from
+from ant.jobs.model import from_metadata, job_from
 from ant.kube.convert import to_message
 from ant.kube.proto import apps_v1_pb2, core_v1_pb2
 
@@ -194,6 +194,12 @@ def test_a_cached_row_documents_the_same_job_as_the_api_server() -> None:
         "high",
     )
     assert (table_row.labels, table_row.meta, table_row.description) == ({}, {}, "")
+    # What the API server's StatefulSet would give with only the row's labels and annotation.
+    compact = from_metadata(
+        {schema.CREATED_BY: "alice", schema.PRIORITY: "high"},
+        {schema.CREATED_BY_FULL: "alice@example.com"},
+    )
+    assert {k: getattr(table_row, k) for k in compact} == compact
 
 
 def test_whoami() -> None:
