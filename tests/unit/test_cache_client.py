@@ -220,3 +220,35 @@ def test_unreachable_cache_and_uncached_kinds_go_to_the_api_server() -> None:
         client.list(r.PRIORITY_CLASSES)
     assert "cannot reach" in warnings[0]
     assert api.seen[1].path.startswith("/apis/scheduling.k8s.io/v1/priorityclasses")
+
+
+def test_ant_list_through_a_cache_imports_no_requests(tmp_path: Path) -> None:
+    """Start-up: the ant command reaches the cache with the engine it uses for the API
+    server (``ant.kube.stdhttp``), so a list through a cache costs no ``requests`` import."""
+    import subprocess
+    import sys
+
+    from tests.unit.scripted_server import write_kubeconfig
+
+    with scripted_server() as api, scripted_server() as cache:
+        cache.replies.append(respond(200, job_list(), codec.PROTOBUF))
+        config = write_kubeconfig(tmp_path / "kubeconfig", api.url)
+        code = (
+            "import sys\n"
+            "from ant.cli.main import run\n"
+            f"code = run(['--kubeconfig', {str(config)!r}, '--cache', {cache.url!r}, "
+            "'list', '--all-users'])\n"
+            "print(code, 'requests' in sys.modules, file=sys.stderr)\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "", "HOME": str(tmp_path), "NO_COLOR": "1"},
+        )
+    assert "bert" in proc.stdout, proc
+    assert proc.stderr.splitlines()[-1] == "0 False", proc
+    assert [s.path.split("?")[0] for s in cache.seen] == ["/ant/v1/namespaces/research/jobs"]
+    assert not api.seen
