@@ -328,8 +328,10 @@ class CachingClient(Client):
         selector: str | None = None,
         statuses: Iterable[str] = (),
         view: str = "table",
+        cluster: str = "",
     ) -> Jobs | None:
-        """``ant list``'s rows from the job endpoint, as jobs; None if the cache can't say."""
+        """``ant list``'s rows from the job endpoint, as jobs (tagged with ``cluster``);
+        None if the cache can't say."""
         if not self.active:
             return None
         scope = ("namespaces", namespace) if namespace else ()
@@ -344,7 +346,7 @@ class CachingClient(Client):
         }
         try:
             resp = self.cache.transport.request("GET", path, params=params, accept=ACCEPT_PROTOBUF)
-            return decode_jobs(resp.content)
+            return decode_jobs(resp.content, cluster)
         except Forbidden:
             raise
         except AntError as e:
@@ -361,6 +363,7 @@ def cached_jobs(
     selector: str | None,
     statuses: Iterable[str],
     view: str,
+    cluster: str = "",
 ) -> list[Job] | None:
     """The job endpoint's answer when ``reader`` reads through a cache, else None."""
     if not isinstance(reader, CachingClient):
@@ -372,6 +375,7 @@ def cached_jobs(
         selector=selector,
         statuses=statuses,
         view=view,
+        cluster=cluster,
     )
 
 
@@ -394,7 +398,9 @@ class CachedJob(Job):
         return self.node_count
 
 
-def decode_jobs(body: bytes) -> list[Job]:
+def decode_jobs(body: bytes, cluster: str = "") -> list[Job]:
+    """A JobList's rows as jobs; ``cluster``: the context they were read through, when
+    several are asked (tagged as they are built, not copied afterwards)."""
     from ant.cache.proto import jobs_pb2
 
     env = codec.decode_envelope(body)
@@ -405,7 +411,7 @@ def decode_jobs(body: bytes) -> list[Job]:
     except Exception as e:  # google.protobuf.message.DecodeError
         raise DecodeError(f"JobList does not parse: {e}") from e
     full = message.view == "full"
-    return [job_from_row(row, full=full) for row in message.items]
+    return [job_from_row(row, full=full, cluster=cluster) for row in message.items]
 
 
 # What labels and annotations that are absent say (no user labels, meta, policy, record):
@@ -413,7 +419,7 @@ def decode_jobs(body: bytes) -> list[Job]:
 _TABLE_ROW = from_metadata({}, {})
 
 
-def job_from_row(row: Any, *, full: bool) -> Job:
+def job_from_row(row: Any, *, full: bool, cluster: str = "") -> Job:
     """The Job ``ant.jobs.model.job_from`` makes, from the row's metadata and summary.
 
     The full view's labels and annotations go through ``model.from_metadata``, so every
@@ -445,6 +451,7 @@ def job_from_row(row: Any, *, full: bool) -> Job:
         preemptions=row.preemptions,
         gang=row.gang,
         node_count=row.nodes,
+        cluster=cluster,
         **metadata,
     )
 

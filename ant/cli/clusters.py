@@ -189,5 +189,6 @@ def locate_all(app: App, refs: Sequence[str]) -> tuple[App, list[str]]:
 
 
 def with_cluster(jobs: Sequence[J], cluster: str) -> list[J]:
-    """Jobs tagged with the cluster they came from (their ``cluster`` field)."""
-    return [job.in_cluster(cluster) for job in jobs]
+    """Jobs tagged with the cluster they came from (their ``cluster`` field); those
+    built with it already (the cache's rows) are kept as they are."""
+    return [job if job.cluster == cluster else job.in_cluster(cluster) for job in jobs]

@@ -151,6 +151,17 @@ def test_rows_become_jobs() -> None:
     assert documents.job_item(full)["user"] == "alice@example.com"
 
 
+def test_rows_read_across_clusters_are_tagged_as_they_are_built() -> None:
+    from ant.cli.clusters import with_cluster
+
+    (untagged,) = decode_jobs(job_list())
+    (tagged,) = decode_jobs(job_list(), "dev-2")
+    assert (untagged.cluster, tagged.cluster) == ("", "dev-2")
+    assert tagged == untagged.in_cluster("dev-2")
+    assert with_cluster([tagged], "dev-2")[0] is tagged  # not copied again
+    assert with_cluster([tagged], "dev-3")[0].cluster == "dev-3"
+
+
 def api_and_cache(api_url: str, cache_url: str, warnings: list[str]) -> CachingClient:
     no_retry = RetryPolicy(attempts=1)
     return CachingClient(
@@ -251,4 +262,38 @@ def test_ant_list_through_a_cache_imports_no_requests(tmp_path: Path) -> None:
     assert "bert" in proc.stdout, proc
     assert proc.stderr.splitlines()[-1] == "0 False", proc
     assert [s.path.split("?")[0] for s in cache.seen] == ["/ant/v1/namespaces/research/jobs"]
+    assert not api.seen
+
+
+def test_a_list_across_clusters_through_their_caches_names_each_jobs_cluster(
+    tmp_path: Path,
+) -> None:
+    from tests.helpers import run_ant
+
+    with scripted_server() as api, scripted_server() as one, scripted_server() as two:
+        contexts = []
+        for name, cache in (("dev-1", one), ("dev-2", two)):
+            cache.replies += [
+                respond(200, job_list("full"), codec.PROTOBUF),
+                respond(200, job_list("table"), codec.PROTOBUF),
+            ]
+            contexts.append(
+                f"- name: {name}\n  context: {{cluster: c, user: u, namespace: research, "
+                f'extensions: [{{name: ant.dev/cache, extension: {{url: "{cache.url}"}}}}]}}'
+            )
+        config = tmp_path / "kubeconfig"
+        config.write_text(
+            "apiVersion: v1\nkind: Config\n"
+            f'clusters: [{{name: c, cluster: {{server: "{api.url}"}}}}]\n'
+            "users: [{name: u, user: {token: t}}]\n"
+            "contexts:\n" + "\n".join(contexts) + "\ncurrent-context: dev-1\n"
+        )
+        argv = ["--kubeconfig", str(config), "--clusters", "dev-1,dev-2", "list", "--all-users"]
+        result = run_ant([*argv, "-o", "json"], vars={"HOME": str(tmp_path)})
+        table = run_ant(argv, vars={"HOME": str(tmp_path)})
+    assert (result.code, table.code) == (0, 0), (result, table)
+    items = json.loads(result.out)["items"]
+    assert [(i["cluster"], i["name"]) for i in items] == [("dev-1", "bert"), ("dev-2", "bert")]
+    rows = [line.split()[:2] for line in table.out.splitlines()]
+    assert rows == [["CLUSTER", "NAME"], ["dev-1", "bert"], ["dev-2", "bert"]], table.out
     assert not api.seen

@@ -82,7 +82,13 @@ def list_jobs(
     def fetch(app: App) -> list[Job]:
         """The jobs of one cluster."""
         namespace = None if all_namespaces else app.namespace
-        jobs = None if watch else _from_cache(app, namespace, owner, mine, selector, statuses, view)
+        # Across clusters, the cache's rows are tagged with theirs as they are read.
+        tag = (app.options.context or "") if clusters else ""
+        jobs = (
+            None
+            if watch
+            else _from_cache(app, namespace, owner, mine, selector, statuses, view, tag)
+        )
         if jobs is None:
             jobs = app.api.list(
                 all_users=all_users,
@@ -190,9 +196,11 @@ def _from_cache(
     selector: str | None,
     statuses: set[str],
     view: str,
+    cluster: str,
 ) -> list[Job] | None:
-    """The rows from the ant cache's job endpoint (one request), if reads go through one.
-    All namespaces, refused: None, and the API path reads those the user may."""
+    """The rows from the ant cache's job endpoint (one request), if reads go through one,
+    tagged with ``cluster``. All namespaces, refused: None, and the API path reads those
+    the user may."""
     from ant.cache.client import cached_jobs
     from ant.errors import Forbidden
 
@@ -205,6 +213,7 @@ def _from_cache(
             selector=selector,
             statuses=statuses,
             view=view,
+            cluster=cluster,
         )
     except Forbidden:
         if namespace is not None:
