@@ -478,10 +478,7 @@ def reader_for(
     return CachingClient(
         Client(
             cache_transport(
-                kubeconfig,
-                cache,
-                api.transport.deadline,
-                stdlib_http=api.transport.connections is not None,
+                kubeconfig, cache, api.transport.deadline, stdlib_http=api.transport.stdlib_http
             )
         ),
         api,

@@ -162,6 +162,7 @@ class Transport:
         self.tls_server_name = tls_server_name
         self.pool_size = pool_size
         self._session: requests.Session | None = None
+        self.stdlib_http = stdlib_http  # asked for; a proxy still goes through requests
         self.connections = (
             Connections(
                 self.server,
