@@ -414,9 +414,24 @@ def decode_jobs(body: bytes, cluster: str = "") -> list[Job]:
     return [job_from_row(row, full=full, cluster=cluster) for row in message.items]
 
 
-# What labels and annotations that are absent say (no user labels, meta, policy, record):
-# derived once, not for each of thousands of table rows.
-_TABLE_ROW = from_metadata({}, {})
+# Every field a cache row leaves as absent labels and annotations leave it: derived once,
+# not for each of thousands of rows.
+_BLANK_ROW: dict[str, Any] = CachedJob(
+    name="",
+    namespace="",
+    status=JobStatus.PENDING,
+    replicas=0,
+    ready=0,
+    pending=0,
+    updated=0,
+    created_at=None,
+    update_revision="",
+    current_revision="",
+    **from_metadata({}, {}),
+).__dict__
+
+
+_STATUSES = {s.value: s for s in JobStatus}
 
 
 def job_from_row(row: Any, *, full: bool, cluster: str = "") -> Job:
@@ -425,35 +440,33 @@ def job_from_row(row: Any, *, full: bool, cluster: str = "") -> Job:
     The full view's labels and annotations go through ``model.from_metadata``, so every
     field derived from them is derived as from the API server; a table row carries only
     ant's own labels and the full user name, which leave the rest as absent metadata does
-    (``_TABLE_ROW``). Pod-derived fields come from the row.
+    (``_BLANK_ROW``). Pod-derived fields come from the row.
     """
+    fields = _BLANK_ROW.copy()  # then item by item: 4 times quicker than a literal's **
     if full:
-        metadata = from_metadata(dict(row.labels), dict(row.annotations))
+        fields.update(from_metadata(dict(row.labels), dict(row.annotations)))
     else:  # a table row: ant's own labels only, no annotation but the full user name
-        metadata = {
-            **_TABLE_ROW,
-            "user": row.user,
-            "user_full": row.user_full,
-            "priority": row.priority,
-            "annotations": {schema.CREATED_BY_FULL: row.user_full} if row.user_full else {},
-        }
-    return CachedJob(
-        name=row.name,
-        namespace=row.namespace,
-        status=JobStatus(row.status),
-        replicas=row.replicas,
-        ready=row.ready,
-        pending=row.pending,
-        updated=row.updated,
-        created_at=datetime.fromtimestamp(row.created_at, UTC) if row.created_at else None,
-        update_revision="",
-        current_revision="",
-        preemptions=row.preemptions,
-        gang=row.gang,
-        node_count=row.nodes,
-        cluster=cluster,
-        **metadata,
-    )
+        user_full = fields["user_full"] = row.user_full
+        fields["user"] = row.user
+        fields["priority"] = row.priority
+        fields["annotations"] = {schema.CREATED_BY_FULL: user_full} if user_full else {}
+    status = _STATUSES.get(row.status)
+    if status is None:
+        raise DecodeError(f"job {row.name!r} has an unknown status {row.status!r}")
+    created_at = row.created_at
+    fields["name"] = row.name
+    fields["namespace"] = row.namespace
+    fields["status"] = status
+    fields["replicas"] = row.replicas
+    fields["ready"] = row.ready
+    fields["pending"] = row.pending
+    fields["updated"] = row.updated
+    fields["created_at"] = datetime.fromtimestamp(created_at, UTC) if created_at else None
+    fields["preemptions"] = row.preemptions
+    fields["gang"] = row.gang
+    fields["node_count"] = row.nodes
+    fields["cluster"] = cluster
+    return CachedJob.from_fields(fields)
 
 
 def reader_for(

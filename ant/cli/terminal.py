@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from ant.cli.environment import Environment
@@ -251,7 +252,8 @@ class Terminal:
         """kubectl-style columns; coloured cells on a TTY, plain and stable when piped.
 
         A cell is one line: its control characters, newlines included, are made visible."""
-        rows = [[visible(v) for v in row] for row in rows]
+        if not "".join(chain.from_iterable(rows)).isprintable():  # all at once: nearly always
+            rows = [[visible(v) for v in row] for row in rows]
         if not self.color:
             self.raw(plain_table([c.header for c in columns], rows))
             return
@@ -302,12 +304,10 @@ class Terminal:
 
 
 def plain_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns three spaces apart, each as wide as its widest cell; no trailing spaces."""
     widths = [max(map(len, column)) for column in zip(headers, *rows, strict=True)]
-    lines = [
-        "   ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip()
-        for cells in [list(headers), *rows]
-    ]
-    return "\n".join(lines) + "\n"
+    line = "   ".join([f"%-{w}s" for w in widths[:-1]] + ["%s"])  # one format for every row
+    return "".join([(line % tuple(cells)).rstrip() + "\n" for cells in [headers, *rows]])
 
 
 def _escape(text: str) -> str:

@@ -24,9 +24,12 @@ def age(t: datetime | None, now: datetime | None = None) -> str:
     if t is None:
         return "<unknown>"
     seconds = int(((now or datetime.now(UTC)) - t).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size * (2 if unit != "d" else 1):
-            return f"{seconds // size}{unit}"
+    if seconds >= 86400:
+        return f"{seconds // 86400}d"
+    if seconds >= 7200:  # 90m, not 1h
+        return f"{seconds // 3600}h"
+    if seconds >= 120:
+        return f"{seconds // 60}m"
     return f"{max(seconds, 0)}s"
 
 
@@ -58,7 +61,8 @@ def render_job_table(
     for j in jobs:
         row = [j.name, j.user_full or j.user, j.status.value, f"{j.ready}/{j.replicas}"]
         row += [j.priority, age(j.created_at, now)]
-        row += [j.meta.get(k, "-") for k in meta_columns]
+        if meta_columns:
+            row += [j.meta.get(k, "-") for k in meta_columns]
         if namespaces:
             row.insert(0, j.namespace)
         if clusters:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import stat
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from ant.cache.client import (
+    CachedJob,
     CachingClient,
     decode_jobs,
     newest,
@@ -19,7 +21,7 @@ from ant.cache.client import (
     record_write,
     settings,
 )
-from ant.errors import Forbidden
+from ant.errors import DecodeError, Forbidden
 from ant.jobs import documents
 from ant.kube import codec
 from ant.kube import resources as r
@@ -149,6 +151,22 @@ def test_rows_become_jobs() -> None:
     assert full.meta == {"lr": "3e-4"}
     assert full.description == "long run"
     assert documents.job_item(full)["user"] == "alice@example.com"
+
+
+@pytest.mark.parametrize("view", ["table", "full"])
+def test_a_rows_job_has_every_field_a_job_has(view: str) -> None:
+    (job,) = decode_jobs(job_list(view))
+    assert set(vars(job)) == {f.name for f in dataclasses.fields(CachedJob)}
+    assert job == dataclasses.replace(job)  # as __init__ would build it
+
+
+def test_a_row_of_a_status_this_ant_does_not_know_is_a_decode_error() -> None:
+    from ant.cache.proto import jobs_pb2
+
+    message = jobs_pb2.JobList(items=[jobs_pb2.Job(name="bert", status="Hibernating")])
+    body = codec.encode_envelope("ant.dev/v1", "JobList", message.SerializeToString())
+    with pytest.raises(DecodeError, match="'bert' has an unknown status 'Hibernating'"):
+        decode_jobs(body)
 
 
 def test_rows_read_across_clusters_are_tagged_as_they_are_built() -> None:

@@ -409,6 +409,22 @@ def test_tables_are_plain_and_stable_when_piped() -> None:
     assert out.getvalue() == "NAME     STATUS\na        Running\nbert-2   Pending\n"
 
 
+def test_a_piped_tables_columns_fit_control_characters_written_out() -> None:
+    out = io.StringIO()
+    terminal = Terminal(Environment(stdout=out, stderr=io.StringIO(), vars={}))
+    rows = [["a", "x", "Running"], ["b", "\x1b", "Pending "]]
+    terminal.table([Column("NAME"), Column("NOTE"), Column("STATUS")], rows)
+    assert out.getvalue().splitlines() == [
+        "NAME   NOTE   STATUS",
+        "a      x      Running",
+        "b      \\x1b   Pending",  # its width is that of what is shown; no trailing space
+    ]
+    out.truncate(0)
+    out.seek(0)
+    terminal.table([Column("NAME")], [["a"], ["bert"]])
+    assert out.getvalue() == "NAME\na\nbert\n"
+
+
 def test_colour_on_a_terminal_unless_no_color() -> None:
     rows = [["a", "Running"]]
     columns = [Column("NAME"), Column("STATUS", styles={"Running": "green"})]
