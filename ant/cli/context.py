@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ant.jobs.identity import Identity, IdentityCache
     from ant.jobs.ownership import Owner
     from ant.kube.client import Client
-    from ant.kube.config import KubeConfig
+    from ant.kube.config import Files, KubeConfig
     from ant.kube.discovery import Discovery
 
 
@@ -26,13 +26,18 @@ DEFAULT_DEADLINE = 60  # seconds: docs/cli.md and --deadline's help say so
 
 class App:
     def __init__(
-        self, env: Environment, options: GlobalOptions, settings: Settings | None = None
+        self,
+        env: Environment,
+        options: GlobalOptions,
+        settings: Settings | None = None,
+        files: Files | None = None,
     ) -> None:
         from ant.cli.settings import Settings
         from ant.kube.transport import Deadline
 
         self.env = env
         self.options = options
+        self._files = files  # the kubeconfig files, when read already
         # The config file (read on first use): defaults below flags and variables.
         self.settings = settings or Settings.for_env(env.vars)
         self.deadline_seconds = _deadline_seconds(options.deadline)
@@ -43,17 +48,29 @@ class App:
             _log_to(self.terminal, logging.DEBUG if options.verbose > 1 else logging.INFO)
 
     @cached_property
+    def kubeconfig_files(self) -> Files:
+        """Read once per command: its apps on other clusters share them."""
+        from ant.kube import config
+
+        return self._files or config.read_files(self.options.kubeconfig, self.env.vars)
+
+    @cached_property
     def kubeconfig(self) -> KubeConfig:
         from ant.kube import config
 
-        return config.load(self.options.kubeconfig, self.options.context, self.env.vars)
+        return config.load(
+            self.options.kubeconfig,
+            self.options.context,
+            self.env.vars,
+            files=self.kubeconfig_files,
+        )
 
     @cached_property
     def kubeconfig_contexts(self) -> list[str]:
         """Every context of the kubeconfig: the clusters ant may work across."""
         from ant.kube import config
 
-        return config.context_names(self.options.kubeconfig, self.env.vars)
+        return config.context_names(self.kubeconfig_files)
 
     def for_cluster(self, context: str, seconds: float) -> App:
         """This command's app on one of the selected clusters: that context, its own
@@ -68,7 +85,7 @@ class App:
             cache_url=None,
             deadline=f"{max(1, round(seconds))}s",
         )
-        return App(self.env, options, self.settings)
+        return App(self.env, options, self.settings, self.kubeconfig_files)
 
     @property
     def namespace(self) -> str:

@@ -66,7 +66,10 @@ class JobStatus(StrEnum):
 
     @property
     def finished(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+        return self in _FINISHED
+
+
+_FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED})
 
 
 @dataclass(frozen=True)

@@ -212,17 +212,22 @@ class AuthProviderAuth:
         return True
 
     def _load(self) -> str:
+        from copy import deepcopy
+
         from kubernetes import client as k8s_client
         from kubernetes.config import kube_config
 
         doc = {k: v for k, v in self.kubeconfig.raw[0].items() if k != "__dir__"}
-        merged = {
-            "contexts": [c for d in self.kubeconfig.raw for c in d.get("contexts") or []],
-            "clusters": [c for d in self.kubeconfig.raw for c in d.get("clusters") or []],
-            "users": [u for d in self.kubeconfig.raw for u in d.get("users") or []],
-            "current-context": self.kubeconfig.context,
-            **{k: v for k, v in doc.items() if k not in ("contexts", "clusters", "users")},
-        }
+        # A copy: the loader writes refreshed tokens into it, and the parsed files are shared.
+        merged = deepcopy(
+            {
+                "contexts": [c for d in self.kubeconfig.raw for c in d.get("contexts") or []],
+                "clusters": [c for d in self.kubeconfig.raw for c in d.get("clusters") or []],
+                "users": [u for d in self.kubeconfig.raw for u in d.get("users") or []],
+                "current-context": self.kubeconfig.context,
+                **{k: v for k, v in doc.items() if k not in ("contexts", "clusters", "users")},
+            }
+        )
         configuration = k8s_client.Configuration()
         loader_class: Any = kube_config.KubeConfigLoader  # untyped package
         try:

@@ -123,17 +123,22 @@ def credential_key(kc: KubeConfig) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def load(
-    kubeconfig: str | None = None,
-    context: str | None = None,
-    env: Mapping[str, str] | None = None,
-) -> KubeConfig:
-    """Resolve a context from kubeconfig, or the in-cluster service account.
+@dataclass(frozen=True)
+class Files:
+    """The kubeconfig files as ``load`` finds them, parsed: read once per command, however
+    many contexts it resolves from them (one per cluster across clusters). Never modified."""
 
-    In-cluster is used only when no kubeconfig file exists and no context was
-    asked for, as client-go does.
-    """
-    env = os.environ if env is None else env
+    looked_at: tuple[Path, ...]
+    read: tuple[Path, ...]  # those that exist, in order
+    docs: tuple[Mapping[str, Any], ...]  # theirs
+
+    @property
+    def source(self) -> str:
+        return os.pathsep.join(map(str, self.read))
+
+
+def read_files(kubeconfig: str | None, env: Mapping[str, str]) -> Files:
+    """``--kubeconfig``, else ``KUBECONFIG``'s list, else ``~/.kube/config``, parsed."""
     paths = kubeconfig_paths(kubeconfig, env)
     # os.path.isfile, not Path.is_file: a name too long to stat is "not a file", not an OSError.
     existing = [p for p in paths if os.path.isfile(p)]
@@ -142,21 +147,37 @@ def load(
             f"kubeconfig {kubeconfig} is not a readable file",
             hint="check --kubeconfig / ANT_KUBECONFIG",
         )
-    if not existing:
+    return Files(tuple(paths), tuple(existing), tuple(_read_yaml(p) for p in existing))
+
+
+def load(
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    files: Files | None = None,
+) -> KubeConfig:
+    """Resolve a context from kubeconfig (``files``: read already), or the in-cluster
+    service account.
+
+    In-cluster is used only when no kubeconfig file exists and no context was
+    asked for, as client-go does.
+    """
+    env = os.environ if env is None else env
+    files = files or read_files(kubeconfig, env)
+    if not files.docs:
         if context is None and "KUBERNETES_SERVICE_HOST" in env:
             return in_cluster(env)
         raise ConfigError(
-            f"no kubeconfig found (looked at {', '.join(map(str, paths))})",
+            f"no kubeconfig found (looked at {', '.join(map(str, files.looked_at))})",
             hint="set KUBECONFIG or pass --kubeconfig",
         )
-    docs = tuple(_read_yaml(p) for p in existing)
-    return _resolve(docs, context, source=os.pathsep.join(map(str, existing)))
+    return _resolve(files.docs, context, source=files.source)
 
 
-def context_names(kubeconfig: str | None, env: Mapping[str, str]) -> list[str]:
-    """Every context of the kubeconfig files (as ``load`` finds them), in file order."""
-    docs = tuple(_read_yaml(p) for p in kubeconfig_paths(kubeconfig, env) if os.path.isfile(p))
-    return list(_named(docs, "contexts"))
+def context_names(files: Files) -> list[str]:
+    """Every context of the kubeconfig files, in file order."""
+    return list(_named(files.docs, "contexts"))
 
 
 def in_cluster(env: Mapping[str, str], sa_dir: Path = SERVICE_ACCOUNT_DIR) -> KubeConfig:

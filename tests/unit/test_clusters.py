@@ -86,6 +86,27 @@ def test_clusters_that_do_not_answer_give_a_partial_answer_in_time(tmp_path: Pat
     )
 
 
+def test_a_command_across_clusters_parses_the_kubeconfig_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from ant.kube import config
+
+    parsed: list[Path] = []
+    read_yaml = config._read_yaml
+    monkeypatch.setattr(config, "_read_yaml", lambda p: parsed.append(p) or read_yaml(p))
+    closed = socket.socket()  # bound, never listening: connection refused
+    closed.bind(("127.0.0.1", 0))
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG % (closed.getsockname()[1], closed.getsockname()[1]))
+    with closed:
+        result = run_ant(["--all-clusters", "list", "--all-users"], vars={"KUBECONFIG": str(path)})
+    assert result.code == ExitCode.PARTIAL, result
+    assert "no answer from quiet, closed" in result.err  # each cluster's own context
+    assert parsed == [path]
+
+
 def test_an_unknown_cluster_is_a_usage_error_that_names_the_known_ones(tmp_path: Path) -> None:
     path = tmp_path / "kubeconfig"
     path.write_text(KUBECONFIG % (1, 2))

@@ -51,6 +51,25 @@ def test_kubeconfig_list_first_file_wins_for_names_and_current_context(tmp_path)
     assert two.namespace == "default"
 
 
+def test_contexts_resolved_from_files_read_once(tmp_path):
+    doc = kubeconfig("one", "https://a:6443", {"token": "ta"}, ns="research")
+    doc["contexts"].append({"name": "two", "context": {"cluster": "one-cluster", "user": "x"}})
+    path = write(tmp_path / "config", doc)
+    files = config.read_files(str(path), {})
+    assert config.context_names(files) == ["one", "two"]
+    path.unlink()  # resolved from what was read
+    one, two = (config.load(str(path), c, {}, files=files) for c in ("one", "two"))
+    assert (one.context, one.namespace, two.context, two.namespace) == (
+        "one",
+        "research",
+        "two",
+        "default",
+    )
+    assert one.source == two.source == str(path)
+    with pytest.raises(ConfigError, match="is not a readable file"):
+        config.read_files(str(path), {})
+
+
 def test_relative_paths_are_relative_to_the_kubeconfig_file(tmp_path):
     (tmp_path / "certs").mkdir()
     doc = kubeconfig("c", "https://x", {"client-certificate": "certs/c.crt", "client-key": "k"})

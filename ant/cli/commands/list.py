@@ -8,6 +8,7 @@ import typer
 
 from ant.cli.completion import complete_statuses
 from ant.cli.context import App
+from ant.cli.garbage import collector_paused
 from ant.cli.options import AllNamespaces, AllUsers, OutputFormat, User, output_option
 
 if TYPE_CHECKING:
@@ -134,15 +135,15 @@ def list_jobs(
         _across(app, clusters, watch, fetch, lambda js, no: render(_in_order(bool(sweep), js), no))
         return
     if not watch:
-        render(_in_order(bool(sweep), fetch(app)))
+        with collector_paused():
+            render(_in_order(bool(sweep), fetch(app)))
         return
     from ant.jobs.schema import mine_selector
 
     app.deadline.per_call()  # runs until stopped: each call gets the whole deadline
     if mine and owner is None:
         owner = app.identity().label
-    jobs = _in_order(bool(sweep), fetch(app))  # first: with -A it finds where to watch
-    render(jobs)
+    render(_in_order(bool(sweep), fetch(app)))  # first: with -A it finds where to watch
     _watch(
         app,
         scopes or [None if all_namespaces else app.namespace],
@@ -182,9 +183,10 @@ def _across(
 
     if watch:
         raise UsageError("--watch works on one cluster", hint="drop --clusters/--all-clusters")
-    answers = across.ask_each(app, clusters, fetch)
-    jobs = [j for a in answers for j in across.with_cluster(a.value or [], a.cluster)]
-    render(jobs, {a.cluster: a.error for a in answers if a.error is not None})
+    with collector_paused():
+        answers = across.ask_each(app, clusters, fetch)
+        jobs = [j for a in answers for j in across.with_cluster(a.value or [], a.cluster)]
+        render(jobs, {a.cluster: a.error for a in answers if a.error is not None})
     across.check_complete(answers)
 
 
@@ -257,7 +259,8 @@ def _watch(
             changed.wait()
             time.sleep(0.3)  # coalesce a burst of events into one redraw
             changed.clear()
-            jobs = fetch()
-            if app.terminal.interactive:
-                app.terminal.raw("\x1b[2J\x1b[H")  # clear the screen: ant's own escape
-            render(jobs)
+            with collector_paused():
+                jobs = fetch()
+                if app.terminal.interactive:
+                    app.terminal.raw("\x1b[2J\x1b[H")  # clear the screen: ant's own escape
+                render(jobs)
