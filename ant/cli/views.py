@@ -59,8 +59,8 @@ def render_job_table(
     now = datetime.now(UTC)
     rows = []
     for j in jobs:
-        row = [j.name, j.user_full or j.user, j.status, f"{j.ready}/{j.replicas}"]  # a StrEnum
-        row += [j.priority, age(j.created_at, now)]
+        ready = f"{j.ready}/{j.replicas}"
+        row = [j.name, j.user_full or j.user, j.status, ready, j.priority, age(j.created_at, now)]
         if meta_columns:
             row += [j.meta.get(k, "-") for k in meta_columns]
         if namespaces:
