@@ -10,7 +10,7 @@ import pytest
 
 from ant.jobs import documents, schema
 from ant.jobs.ending import Policy, Record
-from ant.jobs.model import JobStatus, job_from, job_from_status, jobs_from, settled
+from ant.jobs.model import Job, JobStatus, job_from, job_from_status, jobs_from, settled
 from ant.kube.convert import to_message
 from ant.kube.proto import apps_v1_pb2, core_v1_pb2
 
@@ -235,6 +235,13 @@ def test_a_job_tagged_with_its_cluster_is_a_copy() -> None:
     assert tagged == dataclasses.replace(job, cluster="dev-2")
     assert type(tagged) is type(job)
     assert job.cluster == ""  # the original stays as it was
+
+
+def test_a_job_built_without_init_has_every_field_init_would_give_it() -> None:
+    every = {f.name for f in dataclasses.fields(Job)}
+    for job in (job_from(statefulset(2), [pod(0)]), job_from_status(with_status(statefulset(2)))):
+        assert set(vars(job)) == every
+        assert job == dataclasses.replace(job)
 
 
 def test_jobs_from_joins_pods_by_namespace_and_job() -> None:
