@@ -100,6 +100,7 @@ def measure(
     return {
         name: {
             "seconds": summarize([t.seconds for t in taken]).as_dict(),
+            "rounds": [t.seconds for t in taken],  # in round order: ratios pair them
             "client_cpu": summarize([t.client_cpu for t in taken]).as_dict(),
             "server_cpu": summarize([t.server_cpu for t in taken]).as_dict(),
             "exit_codes": sorted({t.code for t in taken}),
@@ -240,9 +241,15 @@ def main(argv: list[str]) -> int:
     print(markdown_table(header, rows))
     for suffix in ("", ", caches"):
         if f"across{suffix}" in measured:
-            ratio = (
-                measured[f"across{suffix}"]["seconds"]["p50"]
-                / measured[f"one{suffix}"]["seconds"]["p50"]
+            across, one = measured[f"across{suffix}"], measured[f"one{suffix}"]
+            ratio = across["seconds"]["p50"] / one["seconds"]["p50"]
+            # Each round's two lists ran back to back: their ratio is not moved by the
+            # machine getting quicker or slower between rounds, as a ratio of p50s is.
+            paired = summarize(
+                [a / o for a, o in zip(across["rounds"], one["rounds"], strict=True)]
             )
-            print(f"across / one{suffix} (p50): {ratio:.2f}x")
+            print(
+                f"across / one{suffix}: {ratio:.2f}x (p50s); each round's, p50 "
+                f"{paired.p50:.2f}x, p95 {paired.p95:.2f}x"
+            )
     return 0
