@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Self, TypedDict
 from ant.jobs import schema
 from ant.jobs.ending import Policy, Record
 from ant.jobs.gang import engine_of
+from ant.kube.codec import map_dict
 
 if TYPE_CHECKING:  # `ant show` only: not on the path of a list
     from ant.jobs.template import PodTemplate
@@ -171,7 +172,7 @@ class Summary:
 def summary(sts: Any, *, template: bool = False) -> Summary:
     meta, status, want = sts.metadata, sts.status, sts.spec.replicas
     # Each map is copied out of the message once; the Job keeps these very dicts.
-    labels, annotations = dict(meta.labels), dict(meta.annotations)
+    labels, annotations = map_dict(meta.labels), map_dict(meta.annotations)
     metadata = from_metadata(labels, annotations)
     record = metadata["record"]
     return Summary(

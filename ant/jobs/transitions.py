@@ -44,6 +44,7 @@ from ant.jobs.ending import (
 )
 from ant.jobs.manifest import CONTAINER
 from ant.jobs.model import parse_time
+from ant.kube.codec import map_dict
 
 # DisruptionTarget reasons that are a preemption, not a failure: k8s.io/api core/v1
 # PodReasonPreemptionByScheduler (and PreemptionByKubeScheduler, its older name).
@@ -132,7 +133,7 @@ def decide(
     meta = sts.metadata
     if meta.HasField("deletionTimestamp"):
         return Decision(None)
-    labels, annotations = dict(meta.labels), dict(meta.annotations)
+    labels, annotations = map_dict(meta.labels), map_dict(meta.annotations)
     policy = Policy.from_annotations(annotations)
     record = Record.from_metadata(labels, annotations)
     if record.finished:

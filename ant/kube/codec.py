@@ -228,6 +228,13 @@ def encode(msg: Message, api_version: str, kind: str) -> bytes:
 STATUS_FULL_NAME = "k8s.io.apimachinery.pkg.apis.meta.v1.Status"
 
 
+def map_dict(field: Mapping[str, str]) -> dict[str, str]:
+    """A protobuf map field (labels, annotations) copied into a dict. Not ``dict(field)``:
+    upb's map is a ``collections.abc.Mapping``, whose keys ``dict()`` walks in Python,
+    1.5 times slower (a list of thousands of StatefulSets copies two maps each)."""
+    return {k: field[k] for k in field}
+
+
 def status_from_message(msg: Message) -> Status:
     """The fields of a ``meta.v1.Status`` message that callers act on.
 

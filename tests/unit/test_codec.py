@@ -665,3 +665,15 @@ def test_generated_tree_matches_module_table() -> None:
         assert any(f"{mod}@{ver}" in head for mod, ver in SOURCE_VERSIONS.items()), name
         assert "\nfrom k8s" not in text, name
         assert "\nimport k8s" not in text, name
+
+
+def test_a_map_field_is_copied_into_a_dict_of_its_own() -> None:
+    from ant.kube.proto import meta_v1_pb2
+
+    meta = meta_v1_pb2.ObjectMeta()
+    meta.labels.update({"ant.dev/created-by": "alice", "team": "nlp"})
+    copied = codec.map_dict(meta.labels)
+    assert type(copied) is dict
+    assert copied == {"ant.dev/created-by": "alice", "team": "nlp"}
+    copied["team"] = "vision"
+    assert meta.labels["team"] == "nlp"
