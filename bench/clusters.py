@@ -243,7 +243,7 @@ def main(argv: list[str]) -> int:
         if f"across{suffix}" in measured:
             across, one = measured[f"across{suffix}"], measured[f"one{suffix}"]
             ratio = across["seconds"]["p50"] / one["seconds"]["p50"]
-            # Each round's two lists ran back to back: their ratio is not moved by the
+            # A round's two lists ran seconds apart: their ratio is not moved by the
             # machine getting quicker or slower between rounds, as a ratio of p50s is.
             paired = summarize(
                 [a / o for a, o in zip(across["rounds"], one["rounds"], strict=True)]
